@@ -1,0 +1,68 @@
+"""hopkur: energy-based neural dynamics in JAX.
+
+Continuous Hopfield networks, generalised Kuramoto oscillators on spheres (the oscillatory
+neurons of AKOrN) and the coupled Hopfield–Kuramoto associative memory, each with its
+Lyapunov (energy) function.
+"""
+
+import importlib.metadata
+
+from ._coupled import (
+    AbstractHopfieldKuramotoCoupling as AbstractHopfieldKuramotoCoupling,
+    AdditiveCoupling as AdditiveCoupling,
+    coupled_energy as coupled_energy,
+    coupled_vector_field as coupled_vector_field,
+    HopfieldKuramoto as HopfieldKuramoto,
+    MultiplicativeCoupling as MultiplicativeCoupling,
+    NetworkCoupling as NetworkCoupling,
+)
+from ._graphs import (
+    complete_edges as complete_edges,
+    ring_edges as ring_edges,
+    small_world_edges as small_world_edges,
+)
+from ._hopfield import (
+    activation as activation,
+    Hopfield as Hopfield,
+    hopfield_energy as hopfield_energy,
+    hopfield_vector_field as hopfield_vector_field,
+    layered_hopfield_energy as layered_hopfield_energy,
+    layered_hopfield_vector_field as layered_hopfield_vector_field,
+    LayeredHopfield as LayeredHopfield,
+)
+from ._integrate import relax as relax, simulate as simulate
+from ._interactions import (
+    AbstractInteraction as AbstractInteraction,
+    FunctionInteraction as FunctionInteraction,
+    LinearInteraction as LinearInteraction,
+    MLPInteraction as MLPInteraction,
+    ReluInteraction as ReluInteraction,
+    SigmoidInteraction as SigmoidInteraction,
+    TanhInteraction as TanhInteraction,
+)
+from ._kuramoto import (
+    AbstractOscillatorCoupling as AbstractOscillatorCoupling,
+    BlockCoupling as BlockCoupling,
+    DenseCoupling as DenseCoupling,
+    EdgeCoupling as EdgeCoupling,
+    Kuramoto as Kuramoto,
+    kuramoto_energy as kuramoto_energy,
+    kuramoto_vector_field as kuramoto_vector_field,
+    MeanFieldCoupling as MeanFieldCoupling,
+)
+from ._lagrangians import (
+    lagrangian_identity as lagrangian_identity,
+    lagrangian_relu as lagrangian_relu,
+    lagrangian_sigmoid as lagrangian_sigmoid,
+    lagrangian_softmax as lagrangian_softmax,
+    lagrangian_tanh as lagrangian_tanh,
+)
+from ._sphere import (
+    normalise as normalise,
+    project_tangent as project_tangent,
+    random_sphere as random_sphere,
+)
+from ._system import AbstractEnergySystem as AbstractEnergySystem
+
+
+__version__ = importlib.metadata.version("hopkur")

@@ -1,0 +1,393 @@
+r"""The coupled Hopfield–Kuramoto associative memory (MODELS.md §3).
+
+Each unit $i$ has a threshold state $x^H_i$ and an oscillator $x_i \in S^{D-1}$. With
+coefficients $c_{ij}$ on the edges of a coupling graph and scales $\kappa_H, \kappa_K > 0$:
+
+$$E(x^H, X) = \kappa_K E_K(X) + \kappa_H E_H(x^H) - \sum_{(i,j)} c_{ij}\,(x_i\cdot x_j)\,
+g_i g_j,$$
+
+$$\dot x^H = W_s g - x^H + b + \kappa_H^{-1} v, \quad v_i = \sum_j c_{ij}(x_i \cdot x_j) g_j,$$
+
+$$\dot x_i = \Omega x_i + P_{x_i}\Big(c_i + d_i(X) + \kappa_K^{-1} u_i\Big),\quad
+u_i = \sum_j c_{ij} g_i g_j x_j.$$
+"""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
+
+from ._custom_types import Args, RealScalarLike, Scalar
+from ._hopfield import Hopfield, activation, energy_from_activation
+from ._kuramoto import Kuramoto, _check_state, _omega_times, kuramoto_energy
+from ._misc import check_edges, check_finite, check_shape, is_concrete
+from ._sphere import project_tangent
+from ._system import AbstractEnergySystem
+
+
+class AbstractHopfieldKuramotoCoupling(eqx.Module):
+    r"""Abstract base class for the coupling between threshold units and oscillators
+    in [`hopkur.HopfieldKuramoto`][]: coefficients $c_{ij}$ on an undirected graph.
+
+    Subclasses give, from the activations $g$, the oscillators $X$ and the symmetrised
+    Hopfield weights $W_s$, the three quantities the model needs: the drive on the
+    threshold units $v_i = \sum_j c_{ij} (x_i\cdot x_j) g_j$, the drive on the oscillators
+    $u_i = \sum_j c_{ij} g_i g_j x_j$, and the coupling energy
+    $\sum_{(i,j)} c_{ij} (x_i\cdot x_j) g_i g_j$ (each edge once; the model's energy
+    subtracts it).
+    """
+
+    @abc.abstractmethod
+    def drives(
+        self, g: Float[Array, " n"], x: Float[Array, "n d"], w_s: Float[Array, "n n"]
+    ) -> tuple[Float[Array, " n"], Float[Array, "n d"]]:
+        """The drives `(v, u)` on the threshold units and on the oscillators."""
+
+    @abc.abstractmethod
+    def energy(
+        self, g: Float[Array, " n"], x: Float[Array, "n d"], w_s: Float[Array, "n n"]
+    ) -> Scalar:
+        r"""$\sum_{(i,j)} c_{ij} (x_i\cdot x_j) g_i g_j$."""
+
+    @abc.abstractmethod
+    def coefficients(self, w_s: Float[Array, "n n"]) -> Float[Array, "n n"]:
+        """The dense symmetric matrix $C$ of coefficients with zero diagonal. $O(N^2)$
+        memory: for analysis and tests, never used by the dynamics."""
+
+    @property
+    def is_low_rank(self) -> bool:
+        r"""Whether $C \circ X X^\top$ is a low-rank (rank $\le D$) correction: only the
+        all-to-all additive coupling. With a sparse graph the correction is generically
+        full rank."""
+        return False
+
+
+def _edge_drives(edges, c, g, x):
+    i, j = edges[:, 0], edges[:, 1]
+    xi, xj = x[i], x[j]
+    s = jnp.sum(xi * xj, axis=-1)
+    n = x.shape[0]
+    seg = lambda values, index: jax.ops.segment_sum(values, index, num_segments=n)
+    cs = c * s
+    v = seg(cs * g[j], i) + seg(cs * g[i], j)
+    cgg = (c * g[i] * g[j])[:, None]
+    u = seg(cgg * xj, i) + seg(cgg * xi, j)
+    return v, u
+
+
+def _edge_energy(edges, c, g, x):
+    i, j = edges[:, 0], edges[:, 1]
+    s = jnp.sum(x[i] * x[j], axis=-1)
+    return jnp.sum(c * s * g[i] * g[j])
+
+
+def _edge_matrix(edges, c, n, dtype):
+    m = jnp.zeros((n, n), dtype=dtype)
+    m = m.at[edges[:, 0], edges[:, 1]].set(c)
+    return m.at[edges[:, 1], edges[:, 0]].set(c)
+
+
+class NetworkCoupling(AbstractHopfieldKuramotoCoupling):
+    r"""Free coefficients $c_e$, one per coupling edge (the *network* variant, trained
+    with everything else)."""
+
+    edges: Int[Array, "e 2"] = eqx.field(converter=jnp.asarray)
+    weights: Float[Array, " e"] = eqx.field(converter=jnp.asarray)
+
+    def __check_init__(self):
+        check_edges("NetworkCoupling", self.edges, None)
+        check_shape("NetworkCoupling", "weights", self.weights, (self.edges.shape[0],))
+        check_finite("NetworkCoupling", "weights", self.weights)
+
+    def drives(self, g, x, w_s):
+        return _edge_drives(self.edges, self.weights, g, x)
+
+    def energy(self, g, x, w_s):
+        return _edge_energy(self.edges, self.weights, g, x)
+
+    def coefficients(self, w_s):
+        return _edge_matrix(self.edges, self.weights, w_s.shape[0], w_s.dtype)
+
+
+NetworkCoupling.__init__.__doc__ = """**Arguments:**
+
+- `edges`: integer array `(E, 2)`, each undirected edge once, no self-loops.
+- `weights`: the coefficients $c_e$, shape `(E,)`.
+"""
+
+
+class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
+    r"""$c_{ij} = \alpha M_{ij}$ (the *additive* variant), $M$ the adjacency of `edges`, or
+    all-to-all ($M = 1 - I$) when `edges` is `None`.
+
+    All-to-all, the threshold units see $W_s + \kappa_H^{-1}\alpha(XX^\top - I)$: a
+    rank-$\le D$ (Hebbian, LoRA-like) correction, evaluated in $O(ND)$ as
+    $v = \alpha\big(X(X^\top g) - |x_i|^2 g_i\big)$ — the $N\times N$ matrix is never
+    formed. ($|x_i|^2 = 1$ on the spheres; keeping it makes the energy and the drives
+    exactly consistent off the spheres too.)
+    """
+
+    alpha: Float[Array, ""] = eqx.field(converter=jnp.asarray)
+    edges: Int[Array, "e 2"] | None = None
+
+    def __check_init__(self):
+        check_shape("AdditiveCoupling", "alpha", self.alpha, ())
+        check_finite("AdditiveCoupling", "alpha", self.alpha)
+        if self.edges is not None:
+            check_edges("AdditiveCoupling", self.edges, None)
+
+    @property
+    def is_low_rank(self):
+        return self.edges is None
+
+    def drives(self, g, x, w_s):
+        if self.edges is not None:
+            c = jnp.broadcast_to(self.alpha, self.edges.shape[:1])
+            return _edge_drives(self.edges, c, g, x)
+        norms = jnp.sum(x * x, axis=-1)
+        m = x.T @ g  # (D,) = X^T g
+        v = self.alpha * (x @ m - norms * g)
+        u = self.alpha * g[:, None] * (m[None, :] - g[:, None] * x)
+        return v, u
+
+    def energy(self, g, x, w_s):
+        if self.edges is not None:
+            c = jnp.broadcast_to(self.alpha, self.edges.shape[:1])
+            return _edge_energy(self.edges, c, g, x)
+        m = x.T @ g
+        return 0.5 * self.alpha * (jnp.sum(m * m) - jnp.sum(jnp.sum(x * x, axis=-1) * g * g))
+
+    def coefficients(self, w_s):
+        n = w_s.shape[0]
+        if self.edges is None:
+            return self.alpha * (jnp.ones((n, n), w_s.dtype) - jnp.eye(n, dtype=w_s.dtype))
+        c = jnp.broadcast_to(self.alpha, self.edges.shape[:1]).astype(w_s.dtype)
+        return _edge_matrix(self.edges, c, n, w_s.dtype)
+
+
+AdditiveCoupling.__init__.__doc__ = """**Arguments:**
+
+- `alpha`: the coupling scale $\\alpha$ (a scalar).
+- `edges`: the coupling graph `(E, 2)`, or `None` for all-to-all (the $O(ND)$ low-rank
+  path).
+"""
+
+
+class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
+    r"""$c_{ij} = \alpha M_{ij} (W_s)_{ij}$ (the *multiplicative* variant), $M$ the
+    adjacency of `edges`, or all-to-all when `edges` is `None`.
+
+    All-to-all it is evaluated as $v_i = \alpha\, x_i\cdot [W_s (g \circ X)]_i$ minus the
+    diagonal term: one $N\times N$ by $N\times D$ product, no Gram matrix.
+    """
+
+    alpha: Float[Array, ""] = eqx.field(converter=jnp.asarray)
+    edges: Int[Array, "e 2"] | None = None
+
+    def __check_init__(self):
+        check_shape("MultiplicativeCoupling", "alpha", self.alpha, ())
+        check_finite("MultiplicativeCoupling", "alpha", self.alpha)
+        if self.edges is not None:
+            check_edges("MultiplicativeCoupling", self.edges, None)
+
+    def _edge_coefficients(self, w_s):
+        return self.alpha * w_s[self.edges[:, 0], self.edges[:, 1]]
+
+    def drives(self, g, x, w_s):
+        if self.edges is not None:
+            return _edge_drives(self.edges, self._edge_coefficients(w_s), g, x)
+        gx = g[:, None] * x
+        z = w_s @ gx
+        diag = jnp.diag(w_s)
+        v = self.alpha * (jnp.sum(x * z, axis=-1) - diag * jnp.sum(x * x, axis=-1) * g)
+        u = self.alpha * g[:, None] * (z - diag[:, None] * gx)
+        return v, u
+
+    def energy(self, g, x, w_s):
+        if self.edges is not None:
+            return _edge_energy(self.edges, self._edge_coefficients(w_s), g, x)
+        gx = g[:, None] * x
+        total = jnp.sum(gx * (w_s @ gx)) - jnp.sum(jnp.diag(w_s) * jnp.sum(gx * gx, axis=-1))
+        return 0.5 * self.alpha * total
+
+    def coefficients(self, w_s):
+        n = w_s.shape[0]
+        if self.edges is None:
+            return self.alpha * (w_s - jnp.diag(jnp.diag(w_s)))
+        return _edge_matrix(self.edges, self._edge_coefficients(w_s), n, w_s.dtype)
+
+
+MultiplicativeCoupling.__init__.__doc__ = """**Arguments:**
+
+- `alpha`: the coupling scale $\\alpha$ (a scalar).
+- `edges`: the coupling graph `(E, 2)`, or `None` for all-to-all.
+"""
+
+
+def coupled_vector_field(
+    y: tuple[Float[Array, " n"], Float[Array, "n d"]],
+    hopfield: Hopfield,
+    kuramoto: Kuramoto,
+    coupling: AbstractHopfieldKuramotoCoupling,
+    kappa_h: float | Float[Array, ""] = 1.0,
+    kappa_k: float | Float[Array, ""] = 1.0,
+) -> tuple[Float[Array, " n"], Float[Array, "n d"]]:
+    r"""The coupled Hopfield–Kuramoto dynamics:
+    $\dot x^H = W_s g - x^H + b + \kappa_H^{-1} v$ and
+    $\dot x_i = \Omega x_i + P_{x_i}\big(c_i + d_i(X) + \kappa_K^{-1} u_i\big)$, with
+    $v_i = \sum_j c_{ij}(x_i\cdot x_j) g_j$ and $u_i = \sum_j c_{ij} g_i g_j x_j$.
+
+    **Arguments:**
+
+    - `y`: the state `(x_h, x)`: threshold states `(N,)` and oscillators `(N, D)`.
+    - `hopfield`: the threshold part, a [`hopkur.Hopfield`][].
+    - `kuramoto`: the oscillator part, a [`hopkur.Kuramoto`][].
+    - `coupling`: the coupling, e.g. [`hopkur.AdditiveCoupling`][].
+    - `kappa_h`, `kappa_k`: the scales $\kappa_H, \kappa_K > 0$.
+
+    **Returns:**
+
+    The tuple $(\dot x^H, \dot X)$.
+    """
+    x_h, x = y
+    g = activation(hopfield.lagrangian, x_h)
+    w_s = hopfield.symmetric_weights
+    v, u = coupling.drives(g, x, w_s)
+    dx_h = w_s @ g - x_h + hopfield.bias + v / kappa_h
+    drive = kuramoto.coupling.drive(x) + u / kappa_k
+    if kuramoto.field is not None:
+        drive = drive + kuramoto.field
+    dx = project_tangent(x, drive)
+    if kuramoto.omega is not None:
+        dx = dx + _omega_times(kuramoto.omega, x)
+    return dx_h, dx
+
+
+def coupled_energy(
+    y: tuple[Float[Array, " n"], Float[Array, "n d"]],
+    hopfield: Hopfield,
+    kuramoto: Kuramoto,
+    coupling: AbstractHopfieldKuramotoCoupling,
+    kappa_h: float | Float[Array, ""] = 1.0,
+    kappa_k: float | Float[Array, ""] = 1.0,
+) -> Scalar:
+    r"""$E = \kappa_K E_K(X) + \kappa_H E_H(x^H) - \sum_{(i,j)} c_{ij}
+    (x_i\cdot x_j) g_i g_j$.
+
+    A Lyapunov function of [`hopkur.coupled_vector_field`][] for all $\kappa_H, \kappa_K >
+    0$ whenever $E_K$ is one for the oscillator part alone (in particular a single shared
+    $\Omega$ or none): $\nabla_{x^H} E = -\kappa_H H \dot x^H$ and
+    $P\nabla_X E = -\kappa_K (\dot X - \Omega X)$.
+
+    **Arguments:** as [`hopkur.coupled_vector_field`][].
+
+    **Returns:**
+
+    The scalar energy.
+    """
+    x_h, x = y
+    lag, g = jax.value_and_grad(hopfield.lagrangian)(x_h)
+    w_s = hopfield.symmetric_weights
+    e_h = energy_from_activation(x_h, g, lag, w_s, hopfield.bias)
+    e_k = kuramoto_energy(x, kuramoto.coupling, kuramoto.field)
+    return kappa_k * e_k + kappa_h * e_h - coupling.energy(g, x, w_s)
+
+
+class HopfieldKuramoto(AbstractEnergySystem):
+    r"""The coupled Hopfield–Kuramoto associative memory: threshold units whose
+    effective weights are corrected by oscillators,
+    $W_\text{eff} = W_s + \kappa_H^{-1} C\circ(XX^\top)$.
+
+    State `y = (x_h, x)`: threshold states `(N,)` and oscillators `(N, D)`. See
+    [`hopkur.coupled_vector_field`][] and [`hopkur.coupled_energy`][].
+
+    **Lyapunov conditions** (`is_gradient_system`): those of the oscillator part alone
+    (see [`hopkur.Kuramoto`][]); the coupling and $\kappa_H, \kappa_K > 0$ never break
+    them. As for [`hopkur.Hopfield`][], a lower bound of the energy is not guaranteed.
+
+    !!! warning
+
+        A common $\Omega$, or a global rotation of the initial oscillators, cannot change
+        anything the threshold units see ($x_i\cdot x_j$ is rotation invariant): as a
+        trainable parameter it is dead. And starting all oscillators at the same point is
+        an equilibrium of the oscillator part, where gradients with respect to oscillator
+        parameters vanish: break the symmetry deliberately.
+    """
+
+    hopfield: Hopfield
+    kuramoto: Kuramoto
+    coupling: AbstractHopfieldKuramotoCoupling
+    kappa_h: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=1.0)
+    kappa_k: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=1.0)
+
+    def __check_init__(self):
+        call = "HopfieldKuramoto"
+        if not isinstance(self.hopfield, Hopfield):
+            raise ValueError(f"`{call}(hopfield=...)` must be a hopkur.Hopfield; got {type(self.hopfield).__name__}.")
+        if not isinstance(self.kuramoto, Kuramoto):
+            raise ValueError(f"`{call}(kuramoto=...)` must be a hopkur.Kuramoto; got {type(self.kuramoto).__name__}.")
+        if not isinstance(self.coupling, AbstractHopfieldKuramotoCoupling):
+            raise ValueError(
+                f"`{call}(coupling=...)` must be NetworkCoupling, AdditiveCoupling or "
+                f"MultiplicativeCoupling; got {type(self.coupling).__name__}."
+            )
+        n = self.hopfield.num_units
+        n_k = self.kuramoto.num_oscillators
+        if n_k is not None and n_k != n:
+            raise ValueError(
+                f"`{call}`: the Hopfield part has {n} units but the Kuramoto part has "
+                f"{n_k} oscillators; they must match."
+            )
+        self.kuramoto.coupling.check_size(n)
+        edges = getattr(self.coupling, "edges", None)
+        if edges is not None:
+            check_edges(call, edges, n)
+        for name in ("kappa_h", "kappa_k"):
+            value = getattr(self, name)
+            check_shape(call, name, value, ())
+            check_finite(call, name, value)
+            if is_concrete(value) and not float(value) > 0:
+                raise ValueError(f"`{call}({name}=...)` must be positive; got {float(value)}.")
+
+    @property
+    def num_units(self) -> int:
+        """The number of units $N$."""
+        return self.hopfield.num_units
+
+    def vector_field(self, t: RealScalarLike, y: tuple[Float[Array, " n"], Float[Array, "n d"]], args: Args):
+        del t, args
+        self._check_state(y)
+        return coupled_vector_field(y, self.hopfield, self.kuramoto, self.coupling, self.kappa_h, self.kappa_k)
+
+    def energy(self, y: tuple[Float[Array, " n"], Float[Array, "n d"]], args: Args) -> Scalar:
+        del args
+        self._check_state(y)
+        return coupled_energy(y, self.hopfield, self.kuramoto, self.coupling, self.kappa_h, self.kappa_k)
+
+    @property
+    def is_gradient_system(self) -> Bool[Array, ""]:
+        return self.kuramoto.is_gradient_system
+
+    def effective_weights(self, x: Float[Array, "n d"]) -> Float[Array, "n n"]:
+        r"""$W_\text{eff} = W_s + \kappa_H^{-1} C\circ(XX^\top)$, the weights the
+        threshold units see for oscillator states `x` (dense $N\times N$: for analysis;
+        the dynamics never form it).
+
+        **Arguments:**
+
+        - `x`: oscillator states, shape `(N, D)`.
+
+        **Returns:**
+
+        The `(N, N)` effective weight matrix.
+        """
+        w_s = self.hopfield.symmetric_weights
+        return w_s + self.coupling.coefficients(w_s) * (x @ x.T) / self.kappa_h
+
+    def _check_state(self, y):
+        if not isinstance(y, tuple | list) or len(y) != 2:
+            raise ValueError("`HopfieldKuramoto` needs a state `(x_h, x)`: threshold states (N,) and oscillators (N, D).")
+        check_shape("HopfieldKuramoto.vector_field", "x_h", y[0], (self.num_units,))
+        _check_state("HopfieldKuramoto.vector_field", y[1], self.num_units, self.kuramoto.dim)

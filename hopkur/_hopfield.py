@@ -1,0 +1,347 @@
+r"""Continuous Hopfield networks in Krotov & Hopfield's Lagrangian form (MODELS.md §1).
+
+$$\dot x = W_s\, g(x) - x + b, \qquad
+E_H(x) = (x - b)\cdot g(x) - L(x) - \tfrac12 g(x)^\top W_s\, g(x),$$
+
+with $g = \nabla L$ and $W_s = (W + W^\top)/2$. Since $\nabla E_H = -H(x)\,\dot x$ with
+$H = \nabla^2 L \succeq 0$, $\frac{dE_H}{dt} = -\dot x^\top H \dot x \le 0$ at every state.
+"""
+
+from collections.abc import Callable, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Bool, Float
+
+from ._custom_types import Args, RealScalarLike, Scalar
+from ._lagrangians import lagrangian_identity, lagrangian_relu
+from ._misc import check_finite, check_shape
+from ._system import AbstractEnergySystem
+
+
+Lagrangian = Callable[[Array], Array]
+
+
+def symmetrise(w: Float[Array, "n n"]) -> Float[Array, "n n"]:
+    r"""$W_s = (W + W^\top)/2$."""
+    return 0.5 * (w + w.T)
+
+
+def activation(lagrangian: Lagrangian, x: Float[Array, " n"]) -> Float[Array, " n"]:
+    r"""The activation $g(x) = \nabla L(x)$ of a Lagrangian (by autodiff).
+
+    **Arguments:**
+
+    - `lagrangian`: a Lagrangian `x -> scalar`, e.g. [`hopkur.lagrangian_tanh`][].
+    - `x`: the unit states, shape `(n,)`.
+
+    **Returns:**
+
+    $g(x)$, shape `(n,)`.
+    """
+    return jax.grad(lagrangian)(x)
+
+
+def _hopfield_parts(x, lagrangian):
+    lag, g = jax.value_and_grad(lagrangian)(x)
+    return lag, g
+
+
+def energy_from_activation(x, g, lag, w_s, bias) -> Scalar:
+    """$E_H$ from precomputed $g = \\nabla L(x)$, $L(x)$ and symmetric $W_s$."""
+    return jnp.dot(x - bias, g) - lag - 0.5 * jnp.dot(g, w_s @ g)
+
+
+def hopfield_vector_field(
+    x: Float[Array, " n"],
+    weights: Float[Array, "n n"],
+    bias: Float[Array, " n"],
+    lagrangian: Lagrangian,
+) -> Float[Array, " n"]:
+    r"""The continuous Hopfield dynamics $\dot x = W_s g(x) - x + b$, with
+    $g = \nabla L$ and $W_s = (W + W^\top)/2$.
+
+    **Arguments:**
+
+    - `x`: the unit states, shape `(n,)`.
+    - `weights`: $W$, shape `(n, n)` (symmetrised here).
+    - `bias`: $b$, shape `(n,)`.
+    - `lagrangian`: the Lagrangian $L$ whose gradient is the activation.
+
+    **Returns:**
+
+    $\dot x$, shape `(n,)`.
+    """
+    g = activation(lagrangian, x)
+    return symmetrise(weights) @ g - x + bias
+
+
+def hopfield_energy(
+    x: Float[Array, " n"],
+    weights: Float[Array, "n n"],
+    bias: Float[Array, " n"],
+    lagrangian: Lagrangian,
+) -> Scalar:
+    r"""$E_H(x) = (x - b)\cdot g(x) - L(x) - \tfrac12 g(x)^\top W_s\, g(x)$.
+
+    A Lyapunov function of [`hopkur.hopfield_vector_field`][] for every $W$, $b$ and
+    convex $L$: $\nabla E_H = -H(x)\,\dot x$ with $H = \nabla^2 L \succeq 0$. It is bounded
+    below for bounded activations (tanh, sigmoid, softmax); for identity and relu only
+    under conditions on $W_s$ (see [`hopkur.Hopfield.energy_bounded_below`][]).
+
+    **Arguments:**
+
+    - `x`: the unit states, shape `(n,)`.
+    - `weights`: $W$, shape `(n, n)` (symmetrised here).
+    - `bias`: $b$, shape `(n,)`.
+    - `lagrangian`: the Lagrangian $L$.
+
+    **Returns:**
+
+    The scalar energy.
+    """
+    lag, g = _hopfield_parts(x, lagrangian)
+    return energy_from_activation(x, g, lag, symmetrise(weights), bias)
+
+
+def _lagrangian_name(lagrangian) -> str:
+    fn = getattr(lagrangian, "func", lagrangian)  # unwrap functools.partial
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
+class Hopfield(AbstractEnergySystem):
+    r"""A continuous Hopfield network (threshold units), in Lagrangian form.
+
+    $\dot x = W_s g(x) - x + b$ with energy
+    $E_H = (x - b)\cdot g - L - \tfrac12 g^\top W_s g$, $g = \nabla L$,
+    $W_s = (W + W^\top)/2$; see [`hopkur.hopfield_vector_field`][].
+
+    **Lyapunov conditions:** always (`is_gradient_system` is true): $\frac{dE}{dt} =
+    -\dot x^\top H \dot x \le 0$. *Not* guaranteed: a lower bound. With the identity or
+    relu Lagrangian and $\lambda_{\max}(W_s) > 1$ trajectories can run off to infinity;
+    [`hopkur.Hopfield.energy_bounded_below`][] says when the bound is known to hold.
+
+    ??? cite "References"
+
+        ```bibtex
+        @article{hopfield1984,
+          title={Neurons with graded response have collective computational properties
+                 like those of two-state neurons},
+          author={Hopfield, John J.},
+          journal={PNAS}, volume={81}, number={10}, pages={3088--3092}, year={1984}
+        }
+        @inproceedings{krotov2021large,
+          title={Large Associative Memory Problem in Neurobiology and Machine Learning},
+          author={Krotov, Dmitry and Hopfield, John J.},
+          booktitle={ICLR}, year={2021}
+        }
+        ```
+    """
+
+    weights: Float[Array, "n n"] = eqx.field(converter=jnp.asarray)
+    bias: Float[Array, " n"] = eqx.field(converter=jnp.asarray)
+    lagrangian: Lagrangian
+
+    def __check_init__(self):
+        n = jnp.shape(self.weights)[0] if jnp.ndim(self.weights) else 0
+        check_shape("Hopfield", "weights", self.weights, (n, n))
+        check_shape("Hopfield", "bias", self.bias, (n,))
+        check_finite("Hopfield", "weights", self.weights)
+        check_finite("Hopfield", "bias", self.bias)
+        if not callable(self.lagrangian):
+            raise ValueError(
+                "`Hopfield(lagrangian=...)` must be a callable `x -> scalar`; got "
+                f"{type(self.lagrangian).__name__}."
+            )
+
+    @property
+    def num_units(self) -> int:
+        """The number of units $N$."""
+        return self.weights.shape[0]
+
+    @property
+    def symmetric_weights(self) -> Float[Array, "n n"]:
+        r"""$W_s = (W + W^\top)/2$, the weights the dynamics use."""
+        return symmetrise(self.weights)
+
+    def activation(self, x: Float[Array, " n"]) -> Float[Array, " n"]:
+        r"""$g(x) = \nabla L(x)$."""
+        return activation(self.lagrangian, x)
+
+    def vector_field(self, t: RealScalarLike, y: Float[Array, " n"], args: Args):
+        del t, args
+        check_shape("Hopfield.vector_field", "y", y, (self.num_units,))
+        return hopfield_vector_field(y, self.weights, self.bias, self.lagrangian)
+
+    def energy(self, y: Float[Array, " n"], args: Args) -> Scalar:
+        del args
+        check_shape("Hopfield.energy", "y", y, (self.num_units,))
+        return hopfield_energy(y, self.weights, self.bias, self.lagrangian)
+
+    @property
+    def is_gradient_system(self) -> Bool[Array, ""]:
+        return jnp.array(True)
+
+    def energy_bounded_below(self) -> bool | None:
+        r"""Whether the energy is known to be bounded below (so that trajectories
+        converge rather than run away).
+
+        - tanh, sigmoid, softmax (bounded activations): `True`.
+        - identity: `True` iff $\lambda_{\max}(W_s) < 1$.
+        - relu: `True` if $\lambda_{\max}(W_s) \le 1$ (a sufficient condition), else
+          `False` (the bound can fail; a run-away is possible, not certain).
+        - any other Lagrangian: `None` (unknown).
+
+        Needs concrete weights (call it outside `jit`).
+        """
+        name = _lagrangian_name(self.lagrangian)
+        if name in ("lagrangian_tanh", "lagrangian_sigmoid", "lagrangian_softmax"):
+            return True
+        if self.lagrangian in (lagrangian_identity, lagrangian_relu):
+            top = float(jnp.linalg.eigvalsh(self.symmetric_weights)[-1])
+            return top < 1.0 if self.lagrangian is lagrangian_identity else top <= 1.0
+        return None
+
+
+Hopfield.__init__.__doc__ = """**Arguments:**
+
+- `weights`: the weight matrix $W$, shape `(N, N)`; symmetrised on use.
+- `bias`: the bias $b$, shape `(N,)`.
+- `lagrangian`: the Lagrangian $L$, e.g. [`hopkur.lagrangian_tanh`][]; use
+  `functools.partial(hopkur.lagrangian_softmax, beta=...)` for a modern Hopfield network.
+"""
+
+
+def layered_hopfield_vector_field(
+    x: Sequence[Float[Array, " _"]],
+    weights: Sequence[Float[Array, "_ _"]],
+    biases: Sequence[Float[Array, " _"]],
+    lagrangians: Sequence[Lagrangian],
+) -> tuple[Float[Array, " _"], ...]:
+    r"""The layered (hierarchical) Hopfield dynamics
+    $\dot x_\ell = W_{\ell-1} g_{\ell-1} + W_\ell^\top g_{\ell+1} - x_\ell + b_\ell$.
+
+    **Arguments:**
+
+    - `x`: the states of the layers, a sequence of arrays of shapes `(n_l,)`.
+    - `weights`: the inter-layer matrices; `weights[l]` has shape `(n_{l+1}, n_l)`.
+    - `biases`: one bias per layer.
+    - `lagrangians`: one Lagrangian per layer.
+
+    **Returns:**
+
+    A tuple with $\dot x_\ell$ for each layer.
+    """
+    g = [activation(lag, xl) for lag, xl in zip(lagrangians, x)]
+    out = []
+    for level, (xl, bl) in enumerate(zip(x, biases)):
+        dx = bl - xl
+        if level > 0:
+            dx = dx + weights[level - 1] @ g[level - 1]
+        if level < len(x) - 1:
+            dx = dx + weights[level].T @ g[level + 1]
+        out.append(dx)
+    return tuple(out)
+
+
+def layered_hopfield_energy(
+    x: Sequence[Float[Array, " _"]],
+    weights: Sequence[Float[Array, "_ _"]],
+    biases: Sequence[Float[Array, " _"]],
+    lagrangians: Sequence[Lagrangian],
+) -> Scalar:
+    r"""$E = \sum_\ell \big[(x_\ell - b_\ell)\cdot g_\ell - L_\ell(x_\ell)\big] -
+    \sum_\ell g_{\ell+1}^\top W_\ell\, g_\ell$.
+
+    A Lyapunov function of [`hopkur.layered_hopfield_vector_field`][] for all weights:
+    $\nabla_{x_\ell} E = -H_\ell \dot x_\ell$.
+    """
+    energy = jnp.zeros((), dtype=jnp.result_type(x[0]))
+    g = []
+    for lag, xl, bl in zip(lagrangians, x, biases):
+        value, gl = _hopfield_parts(xl, lag)
+        g.append(gl)
+        energy = energy + jnp.dot(xl - bl, gl) - value
+    for level, w in enumerate(weights):
+        energy = energy - jnp.dot(g[level + 1], w @ g[level])
+    return energy
+
+
+class LayeredHopfield(AbstractEnergySystem):
+    r"""A layered (hierarchical) Hopfield network: units split into layers $\ell$,
+    coupled only between neighbouring layers by $W_\ell$ (shape $n_{\ell+1}\times n_\ell$).
+
+    State: a tuple of per-layer arrays. Always a gradient system, as [`hopkur.Hopfield`][].
+    See [`hopkur.layered_hopfield_vector_field`][] and
+    [`hopkur.layered_hopfield_energy`][].
+    """
+
+    weights: tuple[Float[Array, "_ _"], ...]
+    biases: tuple[Float[Array, " _"], ...]
+    lagrangians: tuple[Lagrangian, ...]
+
+    def __init__(
+        self,
+        weights: Sequence[ArrayLike],
+        biases: Sequence[ArrayLike],
+        lagrangians: Sequence[Lagrangian] | Lagrangian,
+    ):
+        """**Arguments:**
+
+        - `weights`: `L - 1` matrices; `weights[l]` maps layer `l` to `l + 1` and has
+          shape `(n_{l+1}, n_l)`.
+        - `biases`: `L` biases of shapes `(n_l,)`.
+        - `lagrangians`: one Lagrangian per layer, or one for all.
+        """
+        self.weights = tuple(jnp.asarray(w) for w in weights)
+        self.biases = tuple(jnp.asarray(b) for b in biases)
+        if callable(lagrangians):
+            lagrangians = (lagrangians,) * len(self.biases)
+        self.lagrangians = tuple(lagrangians)
+
+    def __check_init__(self):
+        call = "LayeredHopfield"
+        if len(self.biases) < 2:
+            raise ValueError(f"`{call}(biases=...)` needs at least two layers; got {len(self.biases)}.")
+        if len(self.weights) != len(self.biases) - 1:
+            raise ValueError(
+                f"`{call}(weights=...)` needs {len(self.biases) - 1} matrices for "
+                f"{len(self.biases)} layers; got {len(self.weights)}."
+            )
+        if len(self.lagrangians) != len(self.biases):
+            raise ValueError(
+                f"`{call}(lagrangians=...)` needs {len(self.biases)} Lagrangians; got "
+                f"{len(self.lagrangians)}."
+            )
+        for level, b in enumerate(self.biases):
+            check_shape(call, f"biases[{level}]", b, (None,))
+            check_finite(call, f"biases[{level}]", b)
+        for level, w in enumerate(self.weights):
+            n_in, n_out = self.biases[level].shape[0], self.biases[level + 1].shape[0]
+            check_shape(call, f"weights[{level}]", w, (n_out, n_in))
+            check_finite(call, f"weights[{level}]", w)
+
+    def vector_field(self, t: RealScalarLike, y: tuple[Float[Array, " _"], ...], args: Args):
+        del t, args
+        self._check_state(y)
+        out = layered_hopfield_vector_field(y, self.weights, self.biases, self.lagrangians)
+        return list(out) if isinstance(y, list) else out
+
+    def energy(self, y: tuple[Float[Array, " _"], ...], args: Args) -> Scalar:
+        del args
+        self._check_state(y)
+        return layered_hopfield_energy(y, self.weights, self.biases, self.lagrangians)
+
+    @property
+    def is_gradient_system(self) -> Bool[Array, ""]:
+        return jnp.array(True)
+
+    def _check_state(self, y):
+        if len(y) != len(self.biases):
+            raise ValueError(
+                f"`LayeredHopfield` expected a state with {len(self.biases)} layers; got "
+                f"{len(y)}."
+            )
+        for level, (yl, b) in enumerate(zip(y, self.biases)):
+            check_shape("LayeredHopfield.vector_field", f"y[{level}]", yl, b.shape)

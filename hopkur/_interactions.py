@@ -1,0 +1,210 @@
+r"""Scalar interaction functions $\varphi_{ij}(s)$ of the inner product $s = x_i \cdot x_j$.
+
+Each interaction holds per-edge parameter arrays (shape `(E,)`, or scalars shared by all
+edges) and gives the potential $\varphi(s)$ and its derivative $\varphi'(s)$, elementwise
+over a vector `s` of shape `(E,)`. The oscillator energy is
+$-\sum_{(i,j)} \varphi_{ij}(x_i \cdot x_j)$ (hopkur's sign convention: positive coupling
+synchronises).
+"""
+
+import abc
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from ._misc import check_finite
+
+
+def _param(x) -> Array:
+    return jnp.asarray(x)
+
+
+def _check_params(call: str, **params) -> None:
+    for name, value in params.items():
+        if jnp.ndim(value) > 1:
+            raise ValueError(
+                f"`{call}({name}=...)` must be a scalar or have shape (E,); got "
+                f"{jnp.shape(value)}."
+            )
+        check_finite(call, name, value)
+
+
+class AbstractInteraction(eqx.Module):
+    r"""Abstract base class for an interaction $\varphi(s)$ applied edge by edge.
+
+    Subclasses define `potential`; `derivative` defaults to forward-mode autodiff of
+    `potential` (valid because `potential` acts elementwise on `s`) and is overridden by a
+    closed form where there is one.
+    """
+
+    @abc.abstractmethod
+    def potential(self, s: Float[Array, " e"]) -> Float[Array, " e"]:
+        r"""$\varphi(s)$, elementwise over the edges."""
+
+    def derivative(self, s: Float[Array, " e"]) -> Float[Array, " e"]:
+        r"""$\varphi'(s)$, elementwise over the edges."""
+        _, ds = jax.jvp(self.potential, (s,), (jnp.ones_like(s),))
+        return ds
+
+    def num_edges(self) -> int | None:
+        """The number of edges the parameters are shaped for (`None` if all scalar)."""
+        sizes = {
+            jnp.shape(leaf)[0]
+            for leaf in jax.tree_util.tree_leaves(eqx.filter(self, eqx.is_array))
+            if jnp.ndim(leaf) == 1
+        }
+        return sizes.pop() if len(sizes) == 1 else None
+
+
+class LinearInteraction(AbstractInteraction):
+    r"""$\varphi(s) = K s$, $\varphi'(s) = K$: the classical Kuramoto coupling."""
+
+    k: Float[Array, "*e"] = eqx.field(converter=_param)
+
+    def __check_init__(self):
+        _check_params("LinearInteraction", k=self.k)
+
+    def potential(self, s):
+        return self.k * s
+
+    def derivative(self, s):
+        return jnp.broadcast_to(self.k, jnp.shape(s)).astype(jnp.result_type(s))
+
+
+LinearInteraction.__init__.__doc__ = """**Arguments:**
+
+- `k`: the coupling strength $K$, a scalar or one value per edge, shape `(E,)`.
+"""
+
+
+class ReluInteraction(AbstractInteraction):
+    r"""$\varphi(s) = A s + \tfrac12 B \operatorname{relu}(s)^2$,
+    $\varphi'(s) = A + B \operatorname{relu}(s)$."""
+
+    a: Float[Array, "*e"] = eqx.field(converter=_param)
+    b: Float[Array, "*e"] = eqx.field(converter=_param)
+
+    def __check_init__(self):
+        _check_params("ReluInteraction", a=self.a, b=self.b)
+
+    def potential(self, s):
+        r = jax.nn.relu(s)
+        return self.a * s + 0.5 * self.b * r * r
+
+    def derivative(self, s):
+        return self.a + self.b * jax.nn.relu(s)
+
+
+class TanhInteraction(AbstractInteraction):
+    r"""$\varphi(s) = A s + B \log\cosh s$, $\varphi'(s) = A + B \tanh s$."""
+
+    a: Float[Array, "*e"] = eqx.field(converter=_param)
+    b: Float[Array, "*e"] = eqx.field(converter=_param)
+
+    def __check_init__(self):
+        _check_params("TanhInteraction", a=self.a, b=self.b)
+
+    def potential(self, s):
+        # |s| <= 1 on the spheres, so log(cosh(s)) cannot overflow here.
+        return self.a * s + self.b * jnp.log(jnp.cosh(s))
+
+    def derivative(self, s):
+        return self.a + self.b * jnp.tanh(s)
+
+
+class SigmoidInteraction(AbstractInteraction):
+    r"""$\varphi(s) = A s + B \operatorname{softplus}(s)$,
+    $\varphi'(s) = A + B \sigma(s)$."""
+
+    a: Float[Array, "*e"] = eqx.field(converter=_param)
+    b: Float[Array, "*e"] = eqx.field(converter=_param)
+
+    def __check_init__(self):
+        _check_params("SigmoidInteraction", a=self.a, b=self.b)
+
+    def potential(self, s):
+        return self.a * s + self.b * jax.nn.softplus(s)
+
+    def derivative(self, s):
+        return self.a + self.b * jax.nn.sigmoid(s)
+
+
+for _cls in (ReluInteraction, TanhInteraction, SigmoidInteraction):
+    _cls.__init__.__doc__ = """**Arguments:**
+
+- `a`: the linear coefficient $A$, a scalar or shape `(E,)`.
+- `b`: the nonlinear coefficient $B$, a scalar or shape `(E,)`.
+"""
+
+
+class MLPInteraction(AbstractInteraction):
+    r"""A learned interaction: $\varphi(s) = m(s)$ with $m$ a small scalar MLP shared by
+    all edges, optionally scaled per edge, $\varphi_e(s) = w_e\, m(s)$.
+    $\varphi'$ comes from autodiff."""
+
+    mlp: eqx.nn.MLP
+    scale: Float[Array, "*e"] = eqx.field(converter=_param)
+
+    def __init__(
+        self,
+        width_size: int = 16,
+        depth: int = 2,
+        *,
+        scale: ArrayLike = 1.0,
+        activation: Callable = jnp.tanh,
+        key: PRNGKeyArray,
+        dtype: Any = None,
+    ):
+        """**Arguments:**
+
+        - `width_size`: the width of the hidden layers.
+        - `depth`: the number of hidden layers.
+        - `scale`: the per-edge factor $w_e$ (scalar or shape `(E,)`). (Keyword only
+          argument.)
+        - `activation`: the hidden activation. (Keyword only argument.)
+        - `key`: a `jax.random.key` for the initialisation. (Keyword only argument.)
+        - `dtype`: the parameters' dtype. (Keyword only argument.)
+        """
+        self.mlp = eqx.nn.MLP(
+            "scalar", "scalar", width_size, depth, activation=activation, key=key,
+            dtype=dtype,
+        )
+        self.scale = jnp.asarray(scale, dtype=dtype)
+
+    def __check_init__(self):
+        _check_params("MLPInteraction", scale=self.scale)
+
+    def potential(self, s):
+        return self.scale * jax.vmap(self.mlp)(s)
+
+
+class FunctionInteraction(AbstractInteraction):
+    r"""Any user function $\varphi(s, \theta)$, differentiated by autodiff.
+
+    `fn(s, params)` must act elementwise on `s` (shape `(E,)`) and return the same shape;
+    `params` is any pytree (trainable if it holds arrays).
+
+    !!! example
+
+        ```python
+        phi = hopkur.FunctionInteraction(lambda s, p: p * jnp.sin(s), jnp.array(0.5))
+        ```
+    """
+
+    fn: Callable
+    params: Any = None
+
+    def potential(self, s):
+        return self.fn(s, self.params)
+
+
+FunctionInteraction.__init__.__doc__ = """**Arguments:**
+
+- `fn`: a function `(s, params) -> phi(s)`, elementwise in `s`.
+- `params`: its parameters (any pytree), passed as the second argument.
+"""
+

@@ -1,0 +1,487 @@
+r"""Generalised Kuramoto oscillators on spheres (MODELS.md §2).
+
+State: `x` of shape `(N, D)`, each row a unit vector $x_i \in S^{D-1}$, $D \ge 2$.
+
+$$E_K(X) = -\sum_{(i,j)} \varphi_{ij}(x_i \cdot x_j) - \sum_i c_i \cdot x_i, \qquad
+\dot x_i = \Omega_i x_i + P_{x_i}\Big(c_i + \sum_{j \sim i} \varphi'_{ij}(x_i\cdot x_j)\,
+x_j\Big).$$
+
+Positive coupling synchronises (the classical sign).
+"""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
+
+from ._custom_types import Args, RealScalarLike, Scalar
+from ._interactions import AbstractInteraction, LinearInteraction
+from ._misc import check_edges, check_finite, check_shape, is_concrete, tolerance
+from ._sphere import antisymmetrise, project_tangent
+from ._system import AbstractEnergySystem
+
+
+def _true() -> Bool[Array, ""]:
+    return jnp.array(True)
+
+
+class AbstractOscillatorCoupling(eqx.Module):
+    r"""Abstract base class for the oscillator-oscillator coupling of
+    [`hopkur.Kuramoto`][].
+
+    A coupling gives the *drive* $d_i = \sum_j J_{ij} x_j$ (for scalar interactions,
+    $\sum_{j\sim i}\varphi'_{ij}(x_i\cdot x_j)\, x_j$) and the interaction energy. For a
+    symmetric coupling the drive is minus the energy's gradient, $d = -\nabla E_{int}$.
+    """
+
+    @abc.abstractmethod
+    def drive(self, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
+        """The drive $d_i$ on each oscillator (before projection onto the sphere)."""
+
+    @abc.abstractmethod
+    def energy(self, x: Float[Array, "n d"]) -> Scalar:
+        """The interaction energy (without the external field)."""
+
+    @property
+    def num_oscillators(self) -> int | None:
+        """The number of oscillators, when the coupling fixes it."""
+        return None
+
+    @property
+    def dim(self) -> int | None:
+        """The oscillator dimension $D$, when the coupling fixes it."""
+        return None
+
+    def is_symmetric(self) -> Bool[Array, ""]:
+        r"""Whether the drive is the negative gradient of `energy` ($J_{ij} = J_{ji}^\top$)."""
+        return _true()
+
+    def is_rotation_invariant(self, omega: Float[Array, "d d"]) -> Bool[Array, ""]:
+        r"""Whether the energy is invariant under the common rotation $e^{t\Omega}$.
+
+        True for every interaction of inner products; for blocks, whether each block
+        commutes with $\Omega$.
+        """
+        del omega
+        return _true()
+
+    def check_size(self, n: int) -> None:
+        """Raises a `ValueError` if the coupling cannot act on `n` oscillators."""
+        if self.num_oscillators is not None and self.num_oscillators != n:
+            raise ValueError(
+                f"`{type(self).__name__}` couples {self.num_oscillators} oscillators; "
+                f"got a state or parameter with {n}."
+            )
+
+
+class DenseCoupling(AbstractOscillatorCoupling):
+    r"""Linear coupling with a dense matrix: $\varphi_{ij}(s) = K_{ij} s$, with
+    $K = (W + W^\top)/2$ and its diagonal ignored (each pair once; self-coupling is constant
+    on the sphere).
+
+    $d = K X$, $E_{int} = -\tfrac12 \sum_{i \ne j} K_{ij}\, x_i\cdot x_j$: two matrix
+    products, no Gram matrix. For the classical all-to-all model pass `K/N * ones` (or use
+    [`hopkur.MeanFieldCoupling`][], which is $O(N D)$).
+    """
+
+    weights: Float[Array, "n n"] = eqx.field(converter=jnp.asarray)
+
+    def __check_init__(self):
+        n = jnp.shape(self.weights)[0] if jnp.ndim(self.weights) else 0
+        check_shape("DenseCoupling", "weights", self.weights, (n, n))
+        check_finite("DenseCoupling", "weights", self.weights)
+
+    @property
+    def matrix(self) -> Float[Array, "n n"]:
+        """The symmetrised coupling matrix $K$ with zero diagonal."""
+        k = 0.5 * (self.weights + self.weights.T)
+        return k - jnp.diag(jnp.diag(k))
+
+    @property
+    def num_oscillators(self):
+        return self.weights.shape[0]
+
+    def drive(self, x):
+        return self.matrix @ x
+
+    def energy(self, x):
+        return -0.5 * jnp.sum(x * (self.matrix @ x))
+
+
+DenseCoupling.__init__.__doc__ = """**Arguments:**
+
+- `weights`: the coupling matrix $W$, shape `(N, N)`; symmetrised on use, diagonal
+  ignored. Positive entries synchronise.
+"""
+
+
+class MeanFieldCoupling(AbstractOscillatorCoupling):
+    r"""All-to-all linear coupling of equal strength, $K_{ij} = K/N$ ($i \ne j$): the
+    classical Kuramoto model, in $O(N D)$.
+
+    $d_i = \frac{K}{N}\big(\sum_j x_j - x_i\big)$,
+    $E_{int} = -\frac{K}{2N}\big(\|\sum_i x_i\|^2 - \sum_i \|x_i\|^2\big)$.
+    """
+
+    strength: Float[Array, ""] = eqx.field(converter=jnp.asarray)
+
+    def __check_init__(self):
+        check_shape("MeanFieldCoupling", "strength", self.strength, ())
+        check_finite("MeanFieldCoupling", "strength", self.strength)
+
+    def drive(self, x):
+        n = x.shape[0]
+        return (self.strength / n) * (jnp.sum(x, axis=0, keepdims=True) - x)
+
+    def energy(self, x):
+        n = x.shape[0]
+        total = jnp.sum(x, axis=0)
+        return -0.5 * (self.strength / n) * (jnp.sum(total * total) - jnp.sum(x * x))
+
+
+MeanFieldCoupling.__init__.__doc__ = """**Arguments:**
+
+- `strength`: the coupling strength $K$ (a scalar); each pair is coupled by $K/N$.
+"""
+
+
+class EdgeCoupling(AbstractOscillatorCoupling):
+    r"""Coupling over an undirected edge list with a scalar interaction per edge:
+    $E_{int} = -\sum_{e=(i,j)} \varphi_e(x_i\cdot x_j)$,
+    $d_i = \sum_{j \sim i} \varphi'_{ij}(x_i \cdot x_j)\, x_j$.
+
+    Evaluated by gathering the edges' endpoints and summing per node
+    (`jax.ops.segment_sum`): $O(E D)$.
+    """
+
+    edges: Int[Array, "e 2"] = eqx.field(converter=jnp.asarray)
+    interaction: AbstractInteraction
+    n: int | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        check_edges("EdgeCoupling", self.edges, self.n)
+        e = self.interaction.num_edges()
+        if e is not None and e != self.edges.shape[0]:
+            raise ValueError(
+                f"`EdgeCoupling(interaction=...)` has per-edge parameters for {e} edges; "
+                f"`edges` has {self.edges.shape[0]}."
+            )
+
+    @property
+    def num_oscillators(self):
+        return self.n
+
+    def check_size(self, n):
+        super().check_size(n)
+        if is_concrete(self.edges) and self.edges.size and int(jnp.max(self.edges)) >= n:
+            raise ValueError(
+                f"`EdgeCoupling(edges=...)` must index nodes in [0, {n}); got a node "
+                f"{int(jnp.max(self.edges))}."
+            )
+
+    def _overlaps(self, x):
+        i, j = self.edges[:, 0], self.edges[:, 1]
+        xi, xj = x[i], x[j]
+        return xi, xj, jnp.sum(xi * xj, axis=-1)
+
+    def drive(self, x):
+        i, j = self.edges[:, 0], self.edges[:, 1]
+        xi, xj, s = self._overlaps(x)
+        w = self.interaction.derivative(s)[:, None]
+        n = x.shape[0]
+        return jax.ops.segment_sum(w * xj, i, num_segments=n) + jax.ops.segment_sum(
+            w * xi, j, num_segments=n
+        )
+
+    def energy(self, x):
+        _, _, s = self._overlaps(x)
+        return -jnp.sum(self.interaction.potential(s))
+
+
+EdgeCoupling.__init__.__doc__ = """**Arguments:**
+
+- `edges`: integer array of shape `(E, 2)`, each undirected edge once, no self-loops.
+- `interaction`: the interaction $\\varphi$, e.g. `hopkur.ReluInteraction(a, b)` with
+  per-edge parameters of shape `(E,)` or scalars.
+- `n`: the number of oscillators, if known (checks the edges' range at construction).
+"""
+
+
+class BlockCoupling(AbstractOscillatorCoupling):
+    r"""AKOrN's block coupling: $d_i = \sum_j J_{ij} x_j$ with $D\times D$ blocks,
+    $E_{int} = -\tfrac12 \sum_{ij} x_i^\top J_{ij} x_j$ (diagonal blocks included).
+
+    Not symmetrised: the energy is a Lyapunov function only when $J_{ij} = J_{ji}^\top$
+    (see [`hopkur.Kuramoto`][]).
+    """
+
+    blocks: Float[Array, "n n d d"] = eqx.field(converter=jnp.asarray)
+
+    def __check_init__(self):
+        shape = jnp.shape(self.blocks)
+        n = shape[0] if shape else 0
+        d = shape[-1] if shape else 0
+        check_shape("BlockCoupling", "blocks", self.blocks, (n, n, d, d))
+        if d < 2:
+            raise ValueError(f"`BlockCoupling(blocks=...)` needs D >= 2; got D = {d}.")
+        check_finite("BlockCoupling", "blocks", self.blocks)
+
+    @property
+    def num_oscillators(self):
+        return self.blocks.shape[0]
+
+    @property
+    def dim(self):
+        return self.blocks.shape[-1]
+
+    def drive(self, x):
+        return jnp.einsum("ijab,jb->ia", self.blocks, x)
+
+    def energy(self, x):
+        return -0.5 * jnp.sum(x * self.drive(x))
+
+    def is_symmetric(self):
+        transposed = jnp.transpose(self.blocks, (1, 0, 3, 2))
+        return jnp.max(jnp.abs(self.blocks - transposed)) <= tolerance(self.blocks)
+
+    def is_rotation_invariant(self, omega):
+        commutator = jnp.einsum("ijab,bc->ijac", self.blocks, omega) - jnp.einsum(
+            "ab,ijbc->ijac", omega, self.blocks
+        )
+        return jnp.max(jnp.abs(commutator)) <= tolerance(self.blocks, omega)
+
+
+BlockCoupling.__init__.__doc__ = """**Arguments:**
+
+- `blocks`: the coupling blocks $J_{ij}$, shape `(N, N, D, D)`.
+"""
+
+
+def _omega_times(omega: Float[Array, "*n d d"], x: Float[Array, "n d"]) -> Float[Array, "n d"]:
+    omega = antisymmetrise(omega)
+    if omega.ndim == 2:
+        return x @ omega.T
+    return jnp.einsum("nij,nj->ni", omega, x)
+
+
+def _check_state(call: str, x, n: int | None, d: int | None) -> None:
+    shape = jnp.shape(x)
+    if len(shape) != 2:
+        raise ValueError(f"`{call}` needs an oscillator state of shape (N, D); got {shape}.")
+    if shape[1] < 2:
+        raise ValueError(f"`{call}` needs oscillators of dimension D >= 2; got D = {shape[1]}.")
+    if (n is not None and shape[0] != n) or (d is not None and shape[1] != d):
+        raise ValueError(
+            f"`{call}` expected a state of shape ({n or 'N'}, {d or 'D'}); got {shape}."
+        )
+
+
+def kuramoto_vector_field(
+    x: Float[Array, "n d"],
+    coupling: AbstractOscillatorCoupling,
+    field: Float[Array, "n d"] | None = None,
+    omega: Float[Array, "*n d d"] | None = None,
+) -> Float[Array, "n d"]:
+    r"""Generalised Kuramoto dynamics on a product of spheres:
+    $\dot x_i = \Omega_i x_i + P_{x_i}\big(c_i + d_i(X)\big)$, with $d$ the coupling's
+    drive and $P_x v = v - \frac{x\cdot v}{x \cdot x} x$.
+
+    **Arguments:**
+
+    - `x`: the oscillator states, shape `(N, D)`, unit rows.
+    - `coupling`: an [`hopkur.AbstractOscillatorCoupling`][] (dense, mean-field, edge or
+      block).
+    - `field`: the external field $c$, shape `(N, D)`, or `None` for zero.
+    - `omega`: natural frequencies $\Omega$, shape `(D, D)` (shared) or `(N, D, D)`;
+      antisymmetrised on use. `None` for zero.
+
+    **Returns:**
+
+    $\dot x$, shape `(N, D)`; each row is orthogonal to its row of `x` up to $\Omega x$,
+    which is itself orthogonal, so $|x_i|$ is an exact invariant of the flow.
+    """
+    drive = coupling.drive(x)
+    if field is not None:
+        drive = drive + field
+    dx = project_tangent(x, drive)
+    if omega is not None:
+        dx = dx + _omega_times(omega, x)
+    return dx
+
+
+def kuramoto_energy(
+    x: Float[Array, "n d"],
+    coupling: AbstractOscillatorCoupling,
+    field: Float[Array, "n d"] | None = None,
+) -> Scalar:
+    r"""$E_K(X) = -\sum_{(i,j)} \varphi_{ij}(x_i\cdot x_j) - \sum_i c_i\cdot x_i$ (each
+    undirected edge once; for blocks $-\tfrac12\sum_{ij} x_i^\top J_{ij} x_j - \sum_i
+    c_i \cdot x_i$).
+
+    A Lyapunov function of [`hopkur.kuramoto_vector_field`][] when the coupling is
+    symmetric and either $\Omega = 0$, or all $\Omega_i$ equal a common $\Omega$ that leaves
+    the coupling energy invariant (always, for interactions of inner products; for blocks
+    when each block commutes with $\Omega$) and $\Omega c_i = 0$ for every $i$.
+    Then $\frac{dE}{dt} = -\sum_i \|P_{x_i}\nabla_{x_i} E\|^2 \le 0$.
+
+    **Arguments:**
+
+    - `x`: the oscillator states, shape `(N, D)`.
+    - `coupling`: the coupling.
+    - `field`: the external field $c$, shape `(N, D)`, or `None`.
+
+    **Returns:**
+
+    The scalar energy.
+    """
+    energy = coupling.energy(x)
+    if field is not None:
+        energy = energy - jnp.sum(field * x)
+    return energy
+
+
+class Kuramoto(AbstractEnergySystem):
+    r"""The generalised Kuramoto model on spheres (oscillatory neurons of AKOrN).
+
+    $\dot x_i = \Omega_i x_i + P_{x_i}\big(c_i + \sum_{j\sim i}\varphi'_{ij}(x_i\cdot x_j)
+    x_j\big)$ with energy
+    $E = -\sum_{(i,j)}\varphi_{ij}(x_i \cdot x_j) - \sum_i c_i\cdot x_i$; see
+    [`hopkur.kuramoto_vector_field`][] and [`hopkur.kuramoto_energy`][].
+
+    **Lyapunov conditions** (`is_gradient_system`): the coupling is symmetric (always for
+    dense, mean-field and edge couplings; $J_{ij} = J_{ji}^\top$ for blocks) and either
+    `omega` is `None`, or all $\Omega_i$ are equal, the coupling is invariant under that
+    rotation, and $\Omega c_i = 0$. With distinct per-oscillator frequencies the model is
+    not a gradient system and `energy` is *not* guaranteed to decrease.
+
+    With $D = 2$, $x_i = (\cos\theta_i, \sin\theta_i)$, linear coupling $K_{ij}$, $c = 0$
+    and $\Omega_i = \omega_i \begin{pmatrix}0 & -1\\ 1 & 0\end{pmatrix}$ this is exactly
+    the classical $\dot\theta_i = \omega_i + \sum_j K_{ij}\sin(\theta_j - \theta_i)$.
+
+    ??? cite "References"
+
+        ```bibtex
+        @inproceedings{kuramoto1975,
+          title={Self-entrainment of a population of coupled non-linear oscillators},
+          author={Kuramoto, Yoshiki},
+          booktitle={International Symposium on Mathematical Problems in Theoretical
+                     Physics},
+          pages={420--422},
+          year={1975}
+        }
+        @inproceedings{miyato2025akorn,
+          title={Artificial Kuramoto Oscillatory Neurons},
+          author={Miyato, Takeru and L{\"o}we, Sindy and Geiger, Andreas and
+                  Welling, Max},
+          booktitle={ICLR},
+          year={2025}
+        }
+        ```
+    """
+
+    coupling: AbstractOscillatorCoupling
+    field: Float[Array, "n d"] | None = None
+    omega: Float[Array, "*n d d"] | None = None
+
+    def __init__(
+        self,
+        coupling: AbstractOscillatorCoupling,
+        field: ArrayLike | None = None,
+        omega: ArrayLike | None = None,
+    ):
+        """**Arguments:**
+
+        - `coupling`: [`hopkur.DenseCoupling`][], [`hopkur.MeanFieldCoupling`][],
+          [`hopkur.EdgeCoupling`][] or [`hopkur.BlockCoupling`][].
+        - `field`: the external field (AKOrN's conditional stimulus) $c$, shape `(N, D)`.
+        - `omega`: natural frequencies, `(D, D)` shared or `(N, D, D)` per oscillator;
+          antisymmetrised on use.
+        """
+        self.coupling = coupling
+        self.field = None if field is None else jnp.asarray(field)
+        self.omega = None if omega is None else jnp.asarray(omega)
+
+    def __check_init__(self):
+        if not isinstance(self.coupling, AbstractOscillatorCoupling):
+            raise ValueError(
+                "`Kuramoto(coupling=...)` must be a hopkur oscillator coupling "
+                f"(DenseCoupling, MeanFieldCoupling, EdgeCoupling, BlockCoupling); got "
+                f"{type(self.coupling).__name__}."
+            )
+        n, d = self.coupling.num_oscillators, self.coupling.dim
+        if self.field is not None:
+            shape = jnp.shape(self.field)
+            if len(shape) != 2:
+                raise ValueError(f"`Kuramoto(field=...)` must have shape (N, D); got {shape}.")
+            check_shape("Kuramoto", "field", self.field, (n, d))
+            n, d = shape
+            check_finite("Kuramoto", "field", self.field)
+        if self.omega is not None:
+            shape = jnp.shape(self.omega)
+            if len(shape) not in (2, 3) or shape[-1] != shape[-2]:
+                raise ValueError(
+                    "`Kuramoto(omega=...)` must have shape (D, D) or (N, D, D) (square, "
+                    f"to be antisymmetrised); got {shape}."
+                )
+            check_shape("Kuramoto", "omega", self.omega, (*([n] if len(shape) == 3 else []), d, d))
+            d = shape[-1]
+            if len(shape) == 3:
+                n = shape[0]
+            check_finite("Kuramoto", "omega", self.omega)
+        if d is not None and d < 2:
+            raise ValueError(f"`Kuramoto` needs oscillators of dimension D >= 2; got D = {d}.")
+        if n is not None:
+            self.coupling.check_size(n)
+
+    @property
+    def num_oscillators(self) -> int | None:
+        """$N$, when the parameters fix it."""
+        if self.coupling.num_oscillators is not None:
+            return self.coupling.num_oscillators
+        if self.field is not None:
+            return self.field.shape[0]
+        if self.omega is not None and self.omega.ndim == 3:
+            return self.omega.shape[0]
+        return None
+
+    @property
+    def dim(self) -> int | None:
+        """$D$, when the parameters fix it."""
+        for a in (self.field, self.omega):
+            if a is not None:
+                return a.shape[-1]
+        return self.coupling.dim
+
+    def vector_field(self, t: RealScalarLike, y: Float[Array, "n d"], args: Args):
+        del t, args
+        _check_state("Kuramoto.vector_field", y, self.num_oscillators, self.dim)
+        return kuramoto_vector_field(y, self.coupling, self.field, self.omega)
+
+    def energy(self, y: Float[Array, "n d"], args: Args) -> Scalar:
+        del args
+        _check_state("Kuramoto.energy", y, self.num_oscillators, self.dim)
+        return kuramoto_energy(y, self.coupling, self.field)
+
+    @property
+    def is_gradient_system(self) -> Bool[Array, ""]:
+        return self.coupling.is_symmetric() & self.rotation_is_harmless()
+
+    def rotation_is_harmless(self) -> Bool[Array, ""]:
+        r"""Whether the rotation term $\Omega_i x_i$ leaves the energy unchanged:
+        `omega` is `None`, or a single $\Omega$ (all $\Omega_i$ equal) under which the
+        coupling is invariant and $\Omega c_i = 0$."""
+        if self.omega is None:
+            return _true()
+        omega = antisymmetrise(self.omega)
+        ok = _true()
+        if omega.ndim == 3:
+            ok = jnp.max(jnp.abs(omega - omega[:1])) <= tolerance(omega)
+            omega = omega[0]
+        ok = ok & self.coupling.is_rotation_invariant(omega)
+        if self.field is not None:
+            ok = ok & (
+                jnp.max(jnp.abs(self.field @ omega.T)) <= tolerance(self.field, omega)
+            )
+        return ok

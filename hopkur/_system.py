@@ -1,0 +1,54 @@
+"""The contract every model follows: a vector field paired with an energy."""
+
+import abc
+
+import equinox as eqx
+import jax
+from jaxtyping import Array, Bool, PyTree
+
+from ._custom_types import Args, RealScalarLike, Scalar
+
+
+class AbstractEnergySystem(eqx.Module):
+    r"""Abstract base class for a vector field $f$ paired with an energy $E$.
+
+    Subclasses define `vector_field`, `energy` and `is_gradient_system`. The energy is a
+    Lyapunov function of the flow $\dot y = f(t, y)$ — $\frac{dE}{dt} \le 0$ at every state
+    — exactly when `is_gradient_system` is true for the current parameters; each model's
+    docstring states those conditions. An energy may still be unbounded below (see
+    [`hopkur.Hopfield`][]).
+    """
+
+    @abc.abstractmethod
+    def vector_field(self, t: RealScalarLike, y: PyTree[Array], args: Args) -> PyTree[Array]:
+        """The right hand side $f(t, y, \\text{args})$, with the signature
+        `diffrax.ODETerm` expects: `diffrax.ODETerm(model.vector_field)` works as it is.
+        """
+
+    @abc.abstractmethod
+    def energy(self, y: PyTree[Array], args: Args) -> Scalar:
+        """The energy $E(y)$, a scalar."""
+
+    @property
+    @abc.abstractmethod
+    def is_gradient_system(self) -> Bool[Array, ""]:
+        """Whether `energy` is a Lyapunov function of `vector_field` for the current
+        parameters (a boolean JAX scalar, usable in `if` outside of `jit`)."""
+
+    def energy_rate(self, t: RealScalarLike, y: PyTree[Array], args: Args) -> Scalar:
+        r"""$\frac{dE}{dt} = \langle \nabla E(y), f(t, y, \text{args}) \rangle$, computed
+        with one `jax.jvp` (no gradient is formed).
+
+        **Arguments:**
+
+        - `t`: the time.
+        - `y`: the state.
+        - `args`: passed through to `vector_field` and `energy`.
+
+        **Returns:**
+
+        The scalar rate of change of the energy along the flow.
+        """
+        dy = self.vector_field(t, y, args)
+        _, rate = jax.jvp(lambda y_: self.energy(y_, args), (y,), (dy,))
+        return rate

@@ -1,0 +1,23 @@
+"""Built-in data: handwritten digits, MNIST IDX files, random patterns, encoders of
+images into initial states, and generated Sudoku puzzles. Nothing is downloaded."""
+
+from .digits import load_digits as load_digits
+from .encoders import (
+    encode_hopfield as encode_hopfield,
+    encode_oscillators as encode_oscillators,
+    reference_oscillator as reference_oscillator,
+)
+from .mnist import load_idx as load_idx, load_mnist as load_mnist
+from .patterns import (
+    corrupt as corrupt,
+    hebbian_weights as hebbian_weights,
+    overlap as overlap,
+    random_binary_patterns as random_binary_patterns,
+)
+from .sudoku import (
+    augment as augment_sudoku,
+    count_solutions as count_solutions,
+    parse_puzzle as parse_puzzle,
+    solve_exact as solve_exact,
+    sudoku_dataset as sudoku_dataset,
+)
