@@ -23,7 +23,7 @@ from ._custom_types import Args, RealScalarLike, Scalar
 from ._hopfield import Hopfield, activation, energy_from_activation
 from ._kuramoto import Kuramoto, _check_state, _omega_times, kuramoto_energy
 from ._misc import check_edges, check_finite, check_shape, is_concrete
-from ._sphere import project_tangent
+from ._sphere import normalise, project_tangent
 from ._system import AbstractEnergySystem
 
 
@@ -369,6 +369,9 @@ class HopfieldKuramoto(AbstractEnergySystem):
     @property
     def is_gradient_system(self) -> Bool[Array, ""]:
         return self.kuramoto.is_gradient_system
+
+    def retract(self, y):
+        return y[0], normalise(y[1])
 
     def effective_weights(self, x: Float[Array, "n d"]) -> Float[Array, "n n"]:
         r"""$W_\text{eff} = W_s + \kappa_H^{-1} C\circ(XX^\top)$, the weights the

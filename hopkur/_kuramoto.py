@@ -19,7 +19,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from ._custom_types import Args, RealScalarLike, Scalar
 from ._interactions import AbstractInteraction, LinearInteraction
 from ._misc import check_edges, check_finite, check_shape, is_concrete, tolerance
-from ._sphere import antisymmetrise, project_tangent
+from ._sphere import antisymmetrise, normalise, project_tangent
 from ._system import AbstractEnergySystem
 
 
@@ -467,6 +467,9 @@ class Kuramoto(AbstractEnergySystem):
     @property
     def is_gradient_system(self) -> Bool[Array, ""]:
         return self.coupling.is_symmetric() & self.rotation_is_harmless()
+
+    def retract(self, y: Float[Array, "n d"]) -> Float[Array, "n d"]:
+        return normalise(y)
 
     def rotation_is_harmless(self) -> Bool[Array, ""]:
         r"""Whether the rotation term $\Omega_i x_i$ leaves the energy unchanged:

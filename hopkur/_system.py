@@ -35,6 +35,12 @@ class AbstractEnergySystem(eqx.Module):
         """Whether `energy` is a Lyapunov function of `vector_field` for the current
         parameters (a boolean JAX scalar, usable in `if` outside of `jit`)."""
 
+    def retract(self, y: PyTree[Array]) -> PyTree[Array]:
+        """Maps a state back onto the model's state manifold: the identity for threshold
+        units, row normalisation for oscillators. Used after each accepted solver step
+        so that oscillators stay on their spheres to float precision."""
+        return y
+
     def energy_rate(self, t: RealScalarLike, y: PyTree[Array], args: Args) -> Scalar:
         r"""$\frac{dE}{dt} = \langle \nabla E(y), f(t, y, \text{args}) \rangle$, computed
         with one `jax.jvp` (no gradient is formed).

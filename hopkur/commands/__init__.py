@@ -1,0 +1,1 @@
+"""Subcommands of the `hopkur` command (see `hopkur.cli`)."""
