@@ -17,11 +17,11 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Bool, Float, Int
+from jaxtyping import Array, Bool, Float, Int
 
 from ._custom_types import Args, RealScalarLike, Scalar
-from ._hopfield import Hopfield, activation, energy_from_activation
-from ._kuramoto import Kuramoto, _check_state, _omega_times, kuramoto_energy
+from ._hopfield import activation, energy_from_activation, Hopfield
+from ._kuramoto import _check_state, _omega_times, Kuramoto, kuramoto_energy
 from ._misc import check_edges, check_finite, check_shape, is_concrete
 from ._sphere import normalise, project_tangent
 from ._system import AbstractEnergySystem
@@ -157,12 +157,18 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
             c = jnp.broadcast_to(self.alpha, self.edges.shape[:1])
             return _edge_energy(self.edges, c, g, x)
         m = x.T @ g
-        return 0.5 * self.alpha * (jnp.sum(m * m) - jnp.sum(jnp.sum(x * x, axis=-1) * g * g))
+        return (
+            0.5
+            * self.alpha
+            * (jnp.sum(m * m) - jnp.sum(jnp.sum(x * x, axis=-1) * g * g))
+        )
 
     def coefficients(self, w_s):
         n = w_s.shape[0]
         if self.edges is None:
-            return self.alpha * (jnp.ones((n, n), w_s.dtype) - jnp.eye(n, dtype=w_s.dtype))
+            return self.alpha * (
+                jnp.ones((n, n), w_s.dtype) - jnp.eye(n, dtype=w_s.dtype)
+            )
         c = jnp.broadcast_to(self.alpha, self.edges.shape[:1]).astype(w_s.dtype)
         return _edge_matrix(self.edges, c, n, w_s.dtype)
 
@@ -209,7 +215,9 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
         if self.edges is not None:
             return _edge_energy(self.edges, self._edge_coefficients(w_s), g, x)
         gx = g[:, None] * x
-        total = jnp.sum(gx * (w_s @ gx)) - jnp.sum(jnp.diag(w_s) * jnp.sum(gx * gx, axis=-1))
+        total = jnp.sum(gx * (w_s @ gx)) - jnp.sum(
+            jnp.diag(w_s) * jnp.sum(gx * gx, axis=-1)
+        )
         return 0.5 * self.alpha * total
 
     def coefficients(self, w_s):
@@ -325,9 +333,13 @@ class HopfieldKuramoto(AbstractEnergySystem):
     def __check_init__(self):
         call = "HopfieldKuramoto"
         if not isinstance(self.hopfield, Hopfield):
-            raise ValueError(f"`{call}(hopfield=...)` must be a hopkur.Hopfield; got {type(self.hopfield).__name__}.")
+            raise ValueError(
+                f"`{call}(hopfield=...)` must be a hopkur.Hopfield; got {type(self.hopfield).__name__}."
+            )
         if not isinstance(self.kuramoto, Kuramoto):
-            raise ValueError(f"`{call}(kuramoto=...)` must be a hopkur.Kuramoto; got {type(self.kuramoto).__name__}.")
+            raise ValueError(
+                f"`{call}(kuramoto=...)` must be a hopkur.Kuramoto; got {type(self.kuramoto).__name__}."
+            )
         if not isinstance(self.coupling, AbstractHopfieldKuramotoCoupling):
             raise ValueError(
                 f"`{call}(coupling=...)` must be NetworkCoupling, AdditiveCoupling or "
@@ -349,22 +361,35 @@ class HopfieldKuramoto(AbstractEnergySystem):
             check_shape(call, name, value, ())
             check_finite(call, name, value)
             if is_concrete(value) and not float(value) > 0:
-                raise ValueError(f"`{call}({name}=...)` must be positive; got {float(value)}.")
+                raise ValueError(
+                    f"`{call}({name}=...)` must be positive; got {float(value)}."
+                )
 
     @property
     def num_units(self) -> int:
         """The number of units $N$."""
         return self.hopfield.num_units
 
-    def vector_field(self, t: RealScalarLike, y: tuple[Float[Array, " n"], Float[Array, "n d"]], args: Args):
+    def vector_field(
+        self,
+        t: RealScalarLike,
+        y: tuple[Float[Array, " n"], Float[Array, "n d"]],
+        args: Args,
+    ):
         del t, args
         self._check_state(y)
-        return coupled_vector_field(y, self.hopfield, self.kuramoto, self.coupling, self.kappa_h, self.kappa_k)
+        return coupled_vector_field(
+            y, self.hopfield, self.kuramoto, self.coupling, self.kappa_h, self.kappa_k
+        )
 
-    def energy(self, y: tuple[Float[Array, " n"], Float[Array, "n d"]], args: Args) -> Scalar:
+    def energy(
+        self, y: tuple[Float[Array, " n"], Float[Array, "n d"]], args: Args
+    ) -> Scalar:
         del args
         self._check_state(y)
-        return coupled_energy(y, self.hopfield, self.kuramoto, self.coupling, self.kappa_h, self.kappa_k)
+        return coupled_energy(
+            y, self.hopfield, self.kuramoto, self.coupling, self.kappa_h, self.kappa_k
+        )
 
     @property
     def is_gradient_system(self) -> Bool[Array, ""]:
@@ -391,6 +416,10 @@ class HopfieldKuramoto(AbstractEnergySystem):
 
     def _check_state(self, y):
         if not isinstance(y, tuple | list) or len(y) != 2:
-            raise ValueError("`HopfieldKuramoto` needs a state `(x_h, x)`: threshold states (N,) and oscillators (N, D).")
+            raise ValueError(
+                "`HopfieldKuramoto` needs a state `(x_h, x)`: threshold states (N,) and oscillators (N, D)."
+            )
         check_shape("HopfieldKuramoto.vector_field", "x_h", y[0], (self.num_units,))
-        _check_state("HopfieldKuramoto.vector_field", y[1], self.num_units, self.kuramoto.dim)
+        _check_state(
+            "HopfieldKuramoto.vector_field", y[1], self.num_units, self.kuramoto.dim
+        )

@@ -46,8 +46,14 @@ def ring_edges(n: int, k: int) -> Int[np.ndarray, "e 2"]:
     An `int32` array of shape `(n k / 2, 2)`.
     """
     if k % 2 or not 2 <= k < n:
-        raise ValueError(f"`ring_edges(k=...)` must be even with 2 <= k < n = {n}; got {k}.")
-    pairs = {(min(u, (u + d) % n), max(u, (u + d) % n)) for u in range(n) for d in range(1, k // 2 + 1)}
+        raise ValueError(
+            f"`ring_edges(k=...)` must be even with 2 <= k < n = {n}; got {k}."
+        )
+    pairs = {
+        (min(u, (u + d) % n), max(u, (u + d) % n))
+        for u in range(n)
+        for d in range(1, k // 2 + 1)
+    }
     return _as_edges(pairs)
 
 
@@ -114,7 +120,9 @@ def small_world_edges(
                 adjacency[v].discard(u)
                 adjacency[u].add(w)
                 adjacency[w].add(u)
-        edges = _as_edges({(min(u, v), max(u, v)) for u in range(n) for v in adjacency[u]})
+        edges = _as_edges(
+            {(min(u, v), max(u, v)) for u in range(n) for v in adjacency[u]}
+        )
         if _connected(n, edges):
             return edges
     raise ValueError(

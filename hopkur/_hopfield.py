@@ -303,7 +303,9 @@ class LayeredHopfield(AbstractEnergySystem):
     def __check_init__(self):
         call = "LayeredHopfield"
         if len(self.biases) < 2:
-            raise ValueError(f"`{call}(biases=...)` needs at least two layers; got {len(self.biases)}.")
+            raise ValueError(
+                f"`{call}(biases=...)` needs at least two layers; got {len(self.biases)}."
+            )
         if len(self.weights) != len(self.biases) - 1:
             raise ValueError(
                 f"`{call}(weights=...)` needs {len(self.biases) - 1} matrices for "
@@ -322,10 +324,14 @@ class LayeredHopfield(AbstractEnergySystem):
             check_shape(call, f"weights[{level}]", w, (n_out, n_in))
             check_finite(call, f"weights[{level}]", w)
 
-    def vector_field(self, t: RealScalarLike, y: tuple[Float[Array, " _"], ...], args: Args):
+    def vector_field(
+        self, t: RealScalarLike, y: tuple[Float[Array, " _"], ...], args: Args
+    ):
         del t, args
         self._check_state(y)
-        out = layered_hopfield_vector_field(y, self.weights, self.biases, self.lagrangians)
+        out = layered_hopfield_vector_field(
+            y, self.weights, self.biases, self.lagrangians
+        )
         return list(out) if isinstance(y, list) else out
 
     def energy(self, y: tuple[Float[Array, " _"], ...], args: Args) -> Scalar:

@@ -170,7 +170,12 @@ class MLPInteraction(AbstractInteraction):
         - `dtype`: the parameters' dtype. (Keyword only argument.)
         """
         self.mlp = eqx.nn.MLP(
-            "scalar", "scalar", width_size, depth, activation=activation, key=key,
+            "scalar",
+            "scalar",
+            width_size,
+            depth,
+            activation=activation,
+            key=key,
             dtype=dtype,
         )
         self.scale = jnp.asarray(scale, dtype=dtype)
@@ -207,4 +212,3 @@ FunctionInteraction.__init__.__doc__ = """**Arguments:**
 - `fn`: a function `(s, params) -> phi(s)`, elementwise in `s`.
 - `params`: its parameters (any pytree), passed as the second argument.
 """
-

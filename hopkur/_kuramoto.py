@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from ._custom_types import Args, RealScalarLike, Scalar
-from ._interactions import AbstractInteraction, LinearInteraction
+from ._interactions import AbstractInteraction
 from ._misc import check_edges, check_finite, check_shape, is_concrete, tolerance
 from ._sphere import antisymmetrise, normalise, project_tangent
 from ._system import AbstractEnergySystem
@@ -175,7 +175,11 @@ class EdgeCoupling(AbstractOscillatorCoupling):
 
     def check_size(self, n):
         super().check_size(n)
-        if is_concrete(self.edges) and self.edges.size and int(jnp.max(self.edges)) >= n:
+        if (
+            is_concrete(self.edges)
+            and self.edges.size
+            and int(jnp.max(self.edges)) >= n
+        ):
             raise ValueError(
                 f"`EdgeCoupling(edges=...)` must index nodes in [0, {n}); got a node "
                 f"{int(jnp.max(self.edges))}."
@@ -259,7 +263,9 @@ BlockCoupling.__init__.__doc__ = """**Arguments:**
 """
 
 
-def _omega_times(omega: Float[Array, "*n d d"], x: Float[Array, "n d"]) -> Float[Array, "n d"]:
+def _omega_times(
+    omega: Float[Array, "*n d d"], x: Float[Array, "n d"]
+) -> Float[Array, "n d"]:
     omega = antisymmetrise(omega)
     if omega.ndim == 2:
         return x @ omega.T
@@ -269,9 +275,13 @@ def _omega_times(omega: Float[Array, "*n d d"], x: Float[Array, "n d"]) -> Float
 def _check_state(call: str, x, n: int | None, d: int | None) -> None:
     shape = jnp.shape(x)
     if len(shape) != 2:
-        raise ValueError(f"`{call}` needs an oscillator state of shape (N, D); got {shape}.")
+        raise ValueError(
+            f"`{call}` needs an oscillator state of shape (N, D); got {shape}."
+        )
     if shape[1] < 2:
-        raise ValueError(f"`{call}` needs oscillators of dimension D >= 2; got D = {shape[1]}.")
+        raise ValueError(
+            f"`{call}` needs oscillators of dimension D >= 2; got D = {shape[1]}."
+        )
     if (n is not None and shape[0] != n) or (d is not None and shape[1] != d):
         raise ValueError(
             f"`{call}` expected a state of shape ({n or 'N'}, {d or 'D'}); got {shape}."
@@ -414,7 +424,9 @@ class Kuramoto(AbstractEnergySystem):
         if self.field is not None:
             shape = jnp.shape(self.field)
             if len(shape) != 2:
-                raise ValueError(f"`Kuramoto(field=...)` must have shape (N, D); got {shape}.")
+                raise ValueError(
+                    f"`Kuramoto(field=...)` must have shape (N, D); got {shape}."
+                )
             check_shape("Kuramoto", "field", self.field, (n, d))
             n, d = shape
             check_finite("Kuramoto", "field", self.field)
@@ -425,13 +437,20 @@ class Kuramoto(AbstractEnergySystem):
                     "`Kuramoto(omega=...)` must have shape (D, D) or (N, D, D) (square, "
                     f"to be antisymmetrised); got {shape}."
                 )
-            check_shape("Kuramoto", "omega", self.omega, (*([n] if len(shape) == 3 else []), d, d))
+            check_shape(
+                "Kuramoto",
+                "omega",
+                self.omega,
+                (*([n] if len(shape) == 3 else []), d, d),
+            )
             d = shape[-1]
             if len(shape) == 3:
                 n = shape[0]
             check_finite("Kuramoto", "omega", self.omega)
         if d is not None and d < 2:
-            raise ValueError(f"`Kuramoto` needs oscillators of dimension D >= 2; got D = {d}.")
+            raise ValueError(
+                f"`Kuramoto` needs oscillators of dimension D >= 2; got D = {d}."
+            )
         if n is not None:
             self.coupling.check_size(n)
 

@@ -5,7 +5,9 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
 
-def project_tangent(x: Float[Array, "*n d"], v: Float[Array, "*n d"]) -> Float[Array, "*n d"]:
+def project_tangent(
+    x: Float[Array, "*n d"], v: Float[Array, "*n d"]
+) -> Float[Array, "*n d"]:
     r"""Projects `v` onto the tangent space of the sphere through `x`, row by row:
     $P_x v = v - \frac{x \cdot v}{x \cdot x}\, x$.
 

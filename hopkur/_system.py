@@ -20,7 +20,9 @@ class AbstractEnergySystem(eqx.Module):
     """
 
     @abc.abstractmethod
-    def vector_field(self, t: RealScalarLike, y: PyTree[Array], args: Args) -> PyTree[Array]:
+    def vector_field(
+        self, t: RealScalarLike, y: PyTree[Array], args: Args
+    ) -> PyTree[Array]:
         """The right hand side $f(t, y, \\text{args})$, with the signature
         `diffrax.ODETerm` expects: `diffrax.ODETerm(model.vector_field)` works as it is.
         """

@@ -48,9 +48,11 @@ class _Rng:
         return jnp.asarray(x / np.linalg.norm(x, axis=-1, keepdims=True))
 
     def edges(self, n, p=0.5):
+        """round(p * n (n - 1) / 2) random edges (a fixed count for a given n, so that
+        systems built from different keys can be stacked and vmapped)."""
         i, j = np.triu_indices(n, k=1)
-        keep = self.rng.random(i.shape) < p
-        keep[0] = True
+        m = max(1, round(p * i.size))
+        keep = np.sort(self.rng.choice(i.size, m, replace=False))
         return jnp.asarray(np.stack([i[keep], j[keep]], axis=1), dtype=jnp.int32)
 
 
@@ -63,9 +65,9 @@ def random_edges(key, n, p=0.5):
 
 
 def make_hopfield(lagrangian):
-    def make(key):
+    def make(key, n=None, d=None):
         r = _Rng(key)
-        n = r.size()
+        n = n or r.size()
         w = r.normal(n, n) / np.sqrt(n)
         model = hopkur.Hopfield(w, 0.3 * r.normal(n), lagrangian)
         return model, 2.0 * r.normal(n)
@@ -74,12 +76,16 @@ def make_hopfield(lagrangian):
     return make
 
 
-def make_layered(key):
+def make_layered(key, n=None, d=None):
     r = _Rng(key)
-    sizes = [r.size(2, 7) for _ in range(3)]
+    sizes = [r.size(2, 7) for _ in range(3)] if n is None else [n, n + 1, n - 1]
     weights = [r.normal(sizes[i + 1], sizes[i]) for i in range(2)]
     biases = [0.2 * r.normal(s) for s in sizes]
-    lags = (hopkur.lagrangian_tanh, hopkur.lagrangian_sigmoid, hopkur.lagrangian_identity)
+    lags = (
+        hopkur.lagrangian_tanh,
+        hopkur.lagrangian_sigmoid,
+        hopkur.lagrangian_identity,
+    )
     model = hopkur.LayeredHopfield(weights, biases, lags)
     return model, tuple(r.normal(s) for s in sizes)
 
@@ -87,16 +93,16 @@ def make_layered(key):
 # ---------------------------------------------------------------- Kuramoto
 
 
-def make_kuramoto_dense(key):
+def make_kuramoto_dense(key, n=None, d=None):
     r = _Rng(key)
-    n, d = r.size(), r.dim()
+    n, d = n or r.size(), d or r.dim()
     model = hopkur.Kuramoto(hopkur.DenseCoupling(r.normal(n, n)), field=r.normal(n, d))
     return model, r.sphere(n, d)
 
 
-def make_kuramoto_mean_field(key):
+def make_kuramoto_mean_field(key, n=None, d=None):
     r = _Rng(key)
-    n, d = r.size(), r.dim()
+    n, d = n or r.size(), d or r.dim()
     model = hopkur.Kuramoto(hopkur.MeanFieldCoupling(2.0 * r.normal()))
     return model, r.sphere(n, d)
 
@@ -127,11 +133,13 @@ INTERACTIONS = ("linear", "relu", "tanh", "sigmoid", "mlp", "function")
 
 
 def make_kuramoto_edges(kind):
-    def make(key):
+    def make(key, n=None, d=None):
         r = _Rng(key)
-        n, d = r.size(), r.dim()
+        n, d = n or r.size(), d or r.dim()
         edges = r.edges(n)
-        coupling = hopkur.EdgeCoupling(edges, _interaction(kind, r, edges.shape[0]), n=n)
+        coupling = hopkur.EdgeCoupling(
+            edges, _interaction(kind, r, edges.shape[0]), n=n
+        )
         model = hopkur.Kuramoto(coupling, field=r.normal(n, d))
         return model, r.sphere(n, d)
 
@@ -139,31 +147,35 @@ def make_kuramoto_edges(kind):
     return make
 
 
-def make_kuramoto_blocks(key):
+def make_kuramoto_blocks(key, n=None, d=None):
     r = _Rng(key)
-    n, d = r.size(2, 6), r.dim()
+    n, d = n or r.size(2, 6), d or r.dim()
     j = r.normal(n, n, d, d) / n
     j = 0.5 * (j + jnp.transpose(j, (1, 0, 3, 2)))  # J_ij = J_ji^T
     return hopkur.Kuramoto(hopkur.BlockCoupling(j)), r.sphere(n, d)
 
 
-def make_kuramoto_rotating(key):
+def make_kuramoto_rotating(key, n=None, d=None):
     """A shared Omega with a field in its kernel: still a gradient system."""
     r = _Rng(key)
-    n, d = r.size(), max(3, r.dim())
+    n, d = n or r.size(), max(3, d or r.dim())
     omega = r.normal(d, d)
     # A rotation that fixes e_1 (zero first row and column), and a field along e_1.
     omega = omega.at[0, :].set(0.0).at[:, 0].set(0.0)
     field = jnp.zeros((n, d)).at[:, 0].set(r.normal(n))
-    model = hopkur.Kuramoto(hopkur.DenseCoupling(r.normal(n, n)), field=field, omega=omega)
+    model = hopkur.Kuramoto(
+        hopkur.DenseCoupling(r.normal(n, n)), field=field, omega=omega
+    )
     return model, r.sphere(n, d)
 
 
-def make_kuramoto_per_oscillator_omega(key):
+def make_kuramoto_per_oscillator_omega(key, n=None, d=None):
     """Distinct Omega_i: not a gradient system."""
     r = _Rng(key)
-    n, d = r.size(), r.dim()
-    model = hopkur.Kuramoto(hopkur.DenseCoupling(r.normal(n, n)), omega=r.normal(n, d, d))
+    n, d = n or r.size(), d or r.dim()
+    model = hopkur.Kuramoto(
+        hopkur.DenseCoupling(0.3 * r.normal(n, n)), omega=3 * r.normal(n, d, d)
+    )
     return model, r.sphere(n, d)
 
 
@@ -171,9 +183,9 @@ def make_kuramoto_per_oscillator_omega(key):
 
 
 def make_coupled(kind, all_to_all):
-    def make(key):
+    def make(key, n=None, d=None):
         r = _Rng(key)
-        n, d = r.size(), r.dim()
+        n, d = n or r.size(), d or r.dim()
         w = r.normal(n, n) / np.sqrt(n)
         hopfield = hopkur.Hopfield(w, 0.2 * r.normal(n), hopkur.lagrangian_tanh)
         edges = r.edges(n)
@@ -217,8 +229,10 @@ kuramoto_systems = (
     make_kuramoto_rotating,
 )
 
+make_kuramoto_edges_relu = kuramoto_systems[3]
+make_coupled_additive_all = make_coupled("additive", True)
 coupled_systems = (
-    make_coupled("additive", True),
+    make_coupled_additive_all,
     make_coupled("additive", False),
     make_coupled("multiplicative", True),
     make_coupled("multiplicative", False),
@@ -277,3 +291,16 @@ def gradient_identity_residual(system, y):
         )
         return res_h, res_x
     raise NotImplementedError(type(system))
+
+
+def stack(trees):
+    """Stacks systems or states of equal structure along a new leading axis."""
+    arrays = [eqx.filter(t, eqx.is_array) for t in trees]
+    static = eqx.filter(trees[0], eqx.is_array, inverse=True)
+    return eqx.combine(jax.tree.map(lambda *a: jnp.stack(a), *arrays), static)
+
+
+def family_batch(make_system, seeds, n, d):
+    """`len(seeds)` random instances of one family at a fixed size, stacked."""
+    built = [make_system(jr.key(seed), n, d) for seed in seeds]
+    return stack([b[0] for b in built]), stack([b[1] for b in built])

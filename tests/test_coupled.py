@@ -13,7 +13,9 @@ from .helpers import DIMS, random_edges
 def _parts(key, n, d):
     keys = jr.split(key, 5)
     hopfield = hopkur.Hopfield(
-        jr.normal(keys[0], (n, n)) / jnp.sqrt(n), 0.1 * jr.normal(keys[1], (n,)), hopkur.lagrangian_tanh
+        jr.normal(keys[0], (n, n)) / jnp.sqrt(n),
+        0.1 * jr.normal(keys[1], (n,)),
+        hopkur.lagrangian_tanh,
     )
     kuramoto = hopkur.Kuramoto(hopkur.DenseCoupling(jr.normal(keys[2], (n, n))))
     y = (jr.normal(keys[3], (n,)), hopkur.random_sphere((n,), d, key=keys[4]))
@@ -46,7 +48,9 @@ def test_matches_dense_formula(d, kind, graph):
     n = 10
     hopfield, kuramoto, y = _parts(jr.key(d), n, d)
     edges = None if graph == "all" else random_edges(jr.key(7), n)
-    cls = hopkur.AdditiveCoupling if kind == "additive" else hopkur.MultiplicativeCoupling
+    cls = (
+        hopkur.AdditiveCoupling if kind == "additive" else hopkur.MultiplicativeCoupling
+    )
     model = hopkur.HopfieldKuramoto(hopfield, kuramoto, cls(0.8, edges), 1.7, 0.6)
     (ref_h, ref_x), ref_e = _dense_reference(model, y)
     f_h, f_x = model.vector_field(0.0, y, None)
@@ -60,7 +64,9 @@ def test_network_coupling_matches_dense_formula():
     hopfield, kuramoto, y = _parts(jr.key(0), n, d)
     edges = random_edges(jr.key(1), n)
     weights = jr.normal(jr.key(2), (edges.shape[0],))
-    model = hopkur.HopfieldKuramoto(hopfield, kuramoto, hopkur.NetworkCoupling(edges, weights))
+    model = hopkur.HopfieldKuramoto(
+        hopfield, kuramoto, hopkur.NetworkCoupling(edges, weights)
+    )
     (ref_h, ref_x), ref_e = _dense_reference(model, y)
     f_h, f_x = model.vector_field(0.0, y, None)
     assert jnp.allclose(f_h, ref_h, atol=1e-12)
@@ -80,7 +86,9 @@ def test_low_rank_correction(d):
     assert not hopkur.AdditiveCoupling(alpha, random_edges(jr.key(0), n)).is_low_rank
     w_eff = model.effective_weights(x)
     correction = w_eff - hopfield.symmetric_weights
-    assert jnp.allclose(correction, alpha * (x @ x.T - jnp.eye(n)) / kappa_h, atol=1e-12)
+    assert jnp.allclose(
+        correction, alpha * (x @ x.T - jnp.eye(n)) / kappa_h, atol=1e-12
+    )
     assert jnp.linalg.matrix_rank(correction + alpha * jnp.eye(n) / kappa_h) <= d
     g = hopfield.activation(x_h)
     v, _ = coupling.drives(g, x, hopfield.symmetric_weights)
@@ -96,7 +104,9 @@ def test_low_rank_path_forms_no_n_by_n_array():
     coupling = hopkur.AdditiveCoupling(0.5)
     x = hopkur.random_sphere((n,), d, key=jr.key(0))
     g = jnp.tanh(jr.normal(jr.key(1), (n,)))
-    jaxpr = jax.make_jaxpr(lambda g_, x_: coupling.drives(g_, x_, jnp.zeros((1, 1))))(g, x)
+    jaxpr = jax.make_jaxpr(lambda g_, x_: coupling.drives(g_, x_, jnp.zeros((1, 1))))(
+        g, x
+    )
     for eqn in jaxpr.eqns:
         for var in eqn.outvars:
             assert var.aval.size < n * n, eqn

@@ -17,7 +17,9 @@ def test_hopfield_non_square_weights():
 
 
 def test_hopfield_bias_shape():
-    with pytest.raises(ValueError, match=r"`Hopfield\(bias=...\)` must have shape \(3,\); got \(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"`Hopfield\(bias=...\)` must have shape \(3,\); got \(4,\)"
+    ):
         hopkur.Hopfield(jnp.zeros((3, 3)), jnp.zeros(4), hopkur.lagrangian_tanh)
 
 
@@ -60,18 +62,26 @@ def test_edges_self_loop_and_duplicates():
 
 def test_interaction_parameter_count():
     with pytest.raises(ValueError, match="3 edges"):
-        hopkur.EdgeCoupling(jnp.array([[0, 1], [1, 2]]), hopkur.LinearInteraction(jnp.ones(3)))
+        hopkur.EdgeCoupling(
+            jnp.array([[0, 1], [1, 2]]), hopkur.LinearInteraction(jnp.ones(3))
+        )
 
 
 def test_mismatched_dimension():
-    model = hopkur.Kuramoto(hopkur.DenseCoupling(jnp.ones((4, 4))), field=jnp.zeros((4, 3)))
-    with pytest.raises(ValueError, match=r"expected a state of shape \(4, 3\); got \(4, 2\)"):
+    model = hopkur.Kuramoto(
+        hopkur.DenseCoupling(jnp.ones((4, 4))), field=jnp.zeros((4, 3))
+    )
+    with pytest.raises(
+        ValueError, match=r"expected a state of shape \(4, 3\); got \(4, 2\)"
+    ):
         model.vector_field(0.0, jnp.ones((4, 2)), None)
     with pytest.raises(BAD, match="field"):
         hopkur.Kuramoto(hopkur.DenseCoupling(jnp.ones((4, 4))), field=jnp.zeros((5, 3)))
     with pytest.raises(BAD, match="omega"):
         hopkur.Kuramoto(
-            hopkur.DenseCoupling(jnp.ones((4, 4))), field=jnp.zeros((4, 3)), omega=jnp.zeros((2, 2))
+            hopkur.DenseCoupling(jnp.ones((4, 4))),
+            field=jnp.zeros((4, 3)),
+            omega=jnp.zeros((2, 2)),
         )
 
 

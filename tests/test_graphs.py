@@ -19,7 +19,9 @@ def _is_connected(n, edges):
     return len(seen) == n
 
 
-@pytest.mark.parametrize("n,k,p", [(20, 4, 0.1), (50, 6, 0.5), (100, 10, 1.0), (30, 2, 0.3)])
+@pytest.mark.parametrize(
+    "n,k,p", [(20, 4, 0.1), (50, 6, 0.5), (100, 10, 1.0), (30, 2, 0.3)]
+)
 def test_small_world(n, k, p):
     edges = hopkur.small_world_edges(jr.key(n), n, k, p)
     assert edges.shape == (n * k // 2, 2)

@@ -28,7 +28,9 @@ def test_weights_symmetrised():
     x = jr.normal(jr.key(1), (5,))
     a = hopkur.Hopfield(w, b, hopkur.lagrangian_tanh)
     s = hopkur.Hopfield(0.5 * (w + w.T), b, hopkur.lagrangian_tanh)
-    assert jnp.allclose(a.vector_field(0.0, x, None), s.vector_field(0.0, x, None), atol=1e-12)
+    assert jnp.allclose(
+        a.vector_field(0.0, x, None), s.vector_field(0.0, x, None), atol=1e-12
+    )
     assert jnp.allclose(a.energy(x, None), s.energy(x, None), atol=1e-12)
 
 
@@ -42,7 +44,8 @@ def test_pure_functions_match_module():
         hopkur.hopfield_vector_field(x, w, b, hopkur.lagrangian_sigmoid),
     )
     assert jnp.array_equal(
-        model.energy(x, None), hopkur.hopfield_energy(x, w, b, hopkur.lagrangian_sigmoid)
+        model.energy(x, None),
+        hopkur.hopfield_energy(x, w, b, hopkur.lagrangian_sigmoid),
     )
 
 
@@ -70,11 +73,22 @@ def test_energy_bounded_below_report():
     small = 0.5 * jnp.eye(n)
     big = 2.0 * jnp.eye(n)
     b = jnp.zeros(n)
-    assert hopkur.Hopfield(small, b, hopkur.lagrangian_relu).energy_bounded_below() is True
-    assert hopkur.Hopfield(big, b, hopkur.lagrangian_relu).energy_bounded_below() is False
-    assert hopkur.Hopfield(big, b, hopkur.lagrangian_identity).energy_bounded_below() is False
-    assert hopkur.Hopfield(big, b, hopkur.lagrangian_tanh).energy_bounded_below() is True
-    assert hopkur.Hopfield(big, b, lambda x: jnp.sum(x**4)).energy_bounded_below() is None
+    assert (
+        hopkur.Hopfield(small, b, hopkur.lagrangian_relu).energy_bounded_below() is True
+    )
+    assert (
+        hopkur.Hopfield(big, b, hopkur.lagrangian_relu).energy_bounded_below() is False
+    )
+    assert (
+        hopkur.Hopfield(big, b, hopkur.lagrangian_identity).energy_bounded_below()
+        is False
+    )
+    assert (
+        hopkur.Hopfield(big, b, hopkur.lagrangian_tanh).energy_bounded_below() is True
+    )
+    assert (
+        hopkur.Hopfield(big, b, lambda x: jnp.sum(x**4)).energy_bounded_below() is None
+    )
 
 
 def test_relu_runaway_energy_unbounded():
@@ -83,6 +97,8 @@ def test_relu_runaway_energy_unbounded():
     n = 4
     model = hopkur.Hopfield(2.0 * jnp.eye(n), jnp.zeros(n), hopkur.lagrangian_relu)
     direction = jnp.ones(n)
-    energies = jnp.array([model.energy(t * direction, None) for t in (1.0, 10.0, 100.0)])
+    energies = jnp.array(
+        [model.energy(t * direction, None) for t in (1.0, 10.0, 100.0)]
+    )
     assert jnp.all(jnp.diff(energies) < 0)
     assert energies[-1] < -1e4

@@ -26,11 +26,15 @@ def test_d2_reduces_to_classical_phase_model(seed):
     k = k - jnp.diag(jnp.diag(k))
     omega_i = jr.normal(wkey, (n,))
     theta = jr.uniform(tkey, (n,), minval=0, maxval=2 * jnp.pi)
-    model = hopkur.Kuramoto(hopkur.DenseCoupling(k), omega=omega_i[:, None, None] * ROT[None])
+    model = hopkur.Kuramoto(
+        hopkur.DenseCoupling(k), omega=omega_i[:, None, None] * ROT[None]
+    )
     x = _angles(theta)
     dx = model.vector_field(0.0, x, None)
     # d theta = x_perp . dx, with x_perp = (-sin, cos).
-    dtheta = jnp.sum(dx * jnp.stack([-jnp.sin(theta), jnp.cos(theta)], axis=-1), axis=-1)
+    dtheta = jnp.sum(
+        dx * jnp.stack([-jnp.sin(theta), jnp.cos(theta)], axis=-1), axis=-1
+    )
     classical = omega_i + jnp.sum(k * jnp.sin(theta[None, :] - theta[:, None]), axis=1)
     assert jnp.max(jnp.abs(dtheta - classical)) < 1e-10
     # And the velocity has no radial part.
@@ -48,7 +52,9 @@ def test_edge_linear_equals_dense(seed):
     x = hopkur.random_sphere((n,), d, key=xkey)
     a = hopkur.Kuramoto(hopkur.EdgeCoupling(edges, hopkur.LinearInteraction(k)))
     b = hopkur.Kuramoto(hopkur.DenseCoupling(dense))
-    assert jnp.allclose(a.vector_field(0.0, x, None), b.vector_field(0.0, x, None), atol=1e-12)
+    assert jnp.allclose(
+        a.vector_field(0.0, x, None), b.vector_field(0.0, x, None), atol=1e-12
+    )
     assert jnp.allclose(a.energy(x, None), b.energy(x, None), atol=1e-12)
     # E = -sum_edges K s_ij, each edge once.
     s = jnp.sum(x[edges[:, 0]] * x[edges[:, 1]], axis=-1)
@@ -61,7 +67,9 @@ def test_mean_field_equals_dense(d):
     x = hopkur.random_sphere((n,), d, key=jr.key(d))
     a = hopkur.Kuramoto(hopkur.MeanFieldCoupling(k))
     b = hopkur.Kuramoto(hopkur.DenseCoupling(jnp.full((n, n), k / n)))
-    assert jnp.allclose(a.vector_field(0.0, x, None), b.vector_field(0.0, x, None), atol=1e-12)
+    assert jnp.allclose(
+        a.vector_field(0.0, x, None), b.vector_field(0.0, x, None), atol=1e-12
+    )
     assert jnp.allclose(a.energy(x, None), b.energy(x, None), atol=1e-12)
 
 
@@ -90,11 +98,15 @@ def test_energy_rotation_invariant(d, seed):
         hopkur.DenseCoupling(jr.normal(wkey, (n, n))),
         hopkur.MeanFieldCoupling(0.7),
         hopkur.EdgeCoupling(edges, hopkur.TanhInteraction(jr.normal(ikey, (e,)), 1.0)),
-        hopkur.EdgeCoupling(edges, hopkur.MLPInteraction(4, 1, key=ikey, dtype=jnp.float64)),
+        hopkur.EdgeCoupling(
+            edges, hopkur.MLPInteraction(4, 1, key=ikey, dtype=jnp.float64)
+        ),
     ]
     for coupling in couplings:
         model = hopkur.Kuramoto(coupling)
-        assert jnp.allclose(model.energy(x, None), model.energy(x @ q.T, None), atol=1e-12)
+        assert jnp.allclose(
+            model.energy(x, None), model.energy(x @ q.T, None), atol=1e-12
+        )
         # Equivariance of the vector field.
         assert jnp.allclose(
             model.vector_field(0.0, x, None) @ q.T,
@@ -112,7 +124,9 @@ def test_block_with_scalar_blocks_equals_dense():
     x = hopkur.random_sphere((n,), d, key=jr.key(1))
     a = hopkur.Kuramoto(hopkur.BlockCoupling(blocks))
     b = hopkur.Kuramoto(hopkur.DenseCoupling(k))
-    assert jnp.allclose(a.vector_field(0.0, x, None), b.vector_field(0.0, x, None), atol=1e-12)
+    assert jnp.allclose(
+        a.vector_field(0.0, x, None), b.vector_field(0.0, x, None), atol=1e-12
+    )
     assert jnp.allclose(a.energy(x, None), b.energy(x, None), atol=1e-12)
 
 
@@ -129,7 +143,9 @@ def test_gradient_system_flags():
     assert bool(hopkur.Kuramoto(dense, field=field_ok, omega=omega).is_gradient_system)
     # Omega c != 0: not.
     field_bad = jnp.zeros((n, d)).at[:, 0].set(1.0)
-    assert not bool(hopkur.Kuramoto(dense, field=field_bad, omega=omega).is_gradient_system)
+    assert not bool(
+        hopkur.Kuramoto(dense, field=field_bad, omega=omega).is_gradient_system
+    )
     # Per-oscillator Omega, all equal: still a gradient system; distinct: not.
     same = jnp.broadcast_to(omega, (n, d, d))
     assert bool(hopkur.Kuramoto(dense, omega=same).is_gradient_system)
@@ -137,8 +153,14 @@ def test_gradient_system_flags():
     assert not bool(hopkur.Kuramoto(dense, omega=distinct).is_gradient_system)
     # Scalar-times-identity blocks commute with any Omega.
     scalar_blocks = jnp.ones((n, n))[:, :, None, None] * jnp.eye(d)[None, None]
-    assert bool(hopkur.Kuramoto(hopkur.BlockCoupling(scalar_blocks), omega=omega).is_gradient_system)
-    assert not bool(hopkur.Kuramoto(hopkur.BlockCoupling(sym), omega=omega).is_gradient_system)
+    assert bool(
+        hopkur.Kuramoto(
+            hopkur.BlockCoupling(scalar_blocks), omega=omega
+        ).is_gradient_system
+    )
+    assert not bool(
+        hopkur.Kuramoto(hopkur.BlockCoupling(sym), omega=omega).is_gradient_system
+    )
 
 
 def test_shared_omega_energy_rate_nonpositive_with_rotation():
@@ -146,7 +168,9 @@ def test_shared_omega_energy_rate_nonpositive_with_rotation():
     n, d = 6, 4
     omega = jr.normal(jr.key(3), (d, d))
     for seed in range(10):
-        model = hopkur.Kuramoto(hopkur.DenseCoupling(jr.normal(jr.key(seed), (n, n))), omega=omega)
+        model = hopkur.Kuramoto(
+            hopkur.DenseCoupling(jr.normal(jr.key(seed), (n, n))), omega=omega
+        )
         x = hopkur.random_sphere((n,), d, key=jr.key(50 + seed))
         assert model.energy_rate(0.0, x, None) <= 1e-12
 
@@ -163,6 +187,13 @@ def test_interaction_derivatives_match_autodiff():
         auto = jax.vmap(jax.grad(lambda si: phi.potential(si)))(s)
         assert jnp.allclose(phi.derivative(s), auto, atol=1e-12)
     # Closed forms of MODELS.md §2.
-    assert jnp.allclose(hopkur.ReluInteraction(a, b).potential(s), a * s + 0.5 * b * jnp.maximum(s, 0) ** 2)
-    assert jnp.allclose(hopkur.TanhInteraction(a, b).potential(s), a * s + b * jnp.log(jnp.cosh(s)))
-    assert jnp.allclose(hopkur.SigmoidInteraction(a, b).potential(s), a * s + b * jnp.log1p(jnp.exp(s)))
+    assert jnp.allclose(
+        hopkur.ReluInteraction(a, b).potential(s),
+        a * s + 0.5 * b * jnp.maximum(s, 0) ** 2,
+    )
+    assert jnp.allclose(
+        hopkur.TanhInteraction(a, b).potential(s), a * s + b * jnp.log(jnp.cosh(s))
+    )
+    assert jnp.allclose(
+        hopkur.SigmoidInteraction(a, b).potential(s), a * s + b * jnp.log1p(jnp.exp(s))
+    )

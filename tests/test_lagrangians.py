@@ -11,8 +11,16 @@ import hopkur
 CLOSED_FORMS = [
     (hopkur.lagrangian_identity, lambda x: 0.5 * jnp.sum(x**2), lambda x: x),
     (hopkur.lagrangian_tanh, lambda x: jnp.sum(jnp.log(jnp.cosh(x))), jnp.tanh),
-    (hopkur.lagrangian_sigmoid, lambda x: jnp.sum(jnp.log1p(jnp.exp(x))), jax.nn.sigmoid),
-    (hopkur.lagrangian_relu, lambda x: 0.5 * jnp.sum(jnp.maximum(x, 0) ** 2), lambda x: jnp.maximum(x, 0)),
+    (
+        hopkur.lagrangian_sigmoid,
+        lambda x: jnp.sum(jnp.log1p(jnp.exp(x))),
+        jax.nn.sigmoid,
+    ),
+    (
+        hopkur.lagrangian_relu,
+        lambda x: 0.5 * jnp.sum(jnp.maximum(x, 0) ** 2),
+        lambda x: jnp.maximum(x, 0),
+    ),
     (
         ft.partial(hopkur.lagrangian_softmax, beta=1.7),
         lambda x: jnp.log(jnp.sum(jnp.exp(1.7 * x))) / 1.7,
@@ -26,7 +34,9 @@ CLOSED_FORMS = [
 def test_closed_forms(lagrangian, value, act, seed):
     x = 3 * jr.normal(jr.key(seed), (7,))
     assert jnp.allclose(lagrangian(x), value(x), rtol=1e-12, atol=1e-12)
-    assert jnp.allclose(hopkur.activation(lagrangian, x), act(x), rtol=1e-12, atol=1e-12)
+    assert jnp.allclose(
+        hopkur.activation(lagrangian, x), act(x), rtol=1e-12, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("lagrangian,value,act", CLOSED_FORMS)
@@ -43,7 +53,9 @@ def test_large_input_values():
     x = jnp.array([1e4, -1e4])
     assert jnp.allclose(hopkur.lagrangian_tanh(x), 2e4 - 2 * jnp.log(2.0), rtol=1e-14)
     assert jnp.allclose(hopkur.lagrangian_sigmoid(x), 1e4, rtol=1e-14)
-    assert jnp.allclose(hopkur.activation(hopkur.lagrangian_tanh, x), jnp.array([1.0, -1.0]))
+    assert jnp.allclose(
+        hopkur.activation(hopkur.lagrangian_tanh, x), jnp.array([1.0, -1.0])
+    )
 
 
 @pytest.mark.parametrize("lagrangian,value,act", CLOSED_FORMS)

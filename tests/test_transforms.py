@@ -17,7 +17,9 @@ def test_jit_equals_eager(make_system, getkey):
     system, y = make_system(getkey())
     jitted_f = eqx.filter_jit(lambda s, y_: s.vector_field(0.0, y_, None))(system, y)
     jitted_e = eqx.filter_jit(lambda s, y_: s.energy(y_, None))(system, y)
-    assert tree_allclose(jitted_f, system.vector_field(0.0, y, None), rtol=1e-12, atol=1e-12)
+    assert tree_allclose(
+        jitted_f, system.vector_field(0.0, y, None), rtol=1e-12, atol=1e-12
+    )
     assert tree_allclose(jitted_e, system.energy(y, None), rtol=1e-12, atol=1e-12)
 
 
@@ -31,9 +33,13 @@ def test_vmap_equals_loop(make_system, getkey):
     energies = jax.vmap(system.energy, in_axes=(0, None))(batch, None)
     fields = jax.vmap(system.vector_field, in_axes=(None, 0, None))(0.0, batch, None)
     for i, yi in enumerate(ys):
-        assert jnp.allclose(energies[i], system.energy(yi, None), rtol=1e-12, atol=1e-12)
+        assert jnp.allclose(
+            energies[i], system.energy(yi, None), rtol=1e-12, atol=1e-12
+        )
         fi = jax.tree.map(lambda a, i=i: a[i], fields)
-        assert tree_allclose(fi, system.vector_field(0.0, yi, None), rtol=1e-12, atol=1e-12)
+        assert tree_allclose(
+            fi, system.vector_field(0.0, yi, None), rtol=1e-12, atol=1e-12
+        )
 
 
 @pytest.mark.parametrize("make_system", all_systems, ids=ids(all_systems))

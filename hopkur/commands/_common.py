@@ -44,7 +44,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """`atomic_write_bytes` of `obj` as indented JSON."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(
+        path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+    )
 
 
 def save_figure(fig, path: str | os.PathLike) -> None:
@@ -75,7 +77,9 @@ class OutputDir:
 
     MARKER = "COMPLETE"
 
-    def __init__(self, path: str | os.PathLike, *, overwrite: bool = False, resume: bool = False):
+    def __init__(
+        self, path: str | os.PathLike, *, overwrite: bool = False, resume: bool = False
+    ):
         self.path = Path(path)
         self.start = time.time()
         if self.path.exists() and not self.path.is_dir():
@@ -84,7 +88,11 @@ class OutputDir:
         if existing and not (overwrite or resume):
             raise UsageError(
                 f"--out {self.path} is not empty; pass --overwrite to replace it"
-                + (" or --resume to continue it" if (self.path / "checkpoint.eqx").exists() else "")
+                + (
+                    " or --resume to continue it"
+                    if (self.path / "checkpoint.eqx").exists()
+                    else ""
+                )
             )
         self._created = not self.path.exists()
         if existing and overwrite:
@@ -108,7 +116,9 @@ class OutputDir:
 
     def complete(self) -> None:
         """Marks the run complete (call last)."""
-        atomic_write_bytes(self.path / self.MARKER, f"{time.time() - self.start:.3f}\n".encode())
+        atomic_write_bytes(
+            self.path / self.MARKER, f"{time.time() - self.start:.3f}\n".encode()
+        )
 
     def abandon(self) -> None:
         """Called on failure: removes the folder if this run created it and wrote
@@ -119,15 +129,27 @@ class OutputDir:
 
 def add_common_flags(parser: argparse.ArgumentParser, *, default_out: str) -> None:
     """Flags every subcommand has: --out, --overwrite, --config, --seed, --x64, --quiet."""
-    parser.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
-    parser.add_argument("--config", metavar="FILE", help="TOML file whose keys override the flags (flag names, '-' as '_')")
+    parser.add_argument(
+        "--out", default=default_out, help=f"output folder (default: {default_out})"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a non-empty output folder"
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML file whose keys override the flags (flag names, '-' as '_')",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--x64", action="store_true", help="compute in float64 (jax_enable_x64)")
+    parser.add_argument(
+        "--x64", action="store_true", help="compute in float64 (jax_enable_x64)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def apply_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+def apply_config(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.Namespace:
     """Overrides `args` with the keys of the TOML file `args.config`, if given; unknown
     keys and type mismatches are `UsageError`s."""
     if not getattr(args, "config", None):
@@ -147,12 +169,16 @@ def apply_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> a
             raise UsageError(f"--config {path}: unknown key '{key}'")
         action = known[dest]
         if action.choices is not None and value not in action.choices:
-            raise UsageError(f"--config {path}: '{key}' must be one of {sorted(action.choices)}; got {value!r}")
+            raise UsageError(
+                f"--config {path}: '{key}' must be one of {sorted(action.choices)}; got {value!r}"
+            )
         if action.type is not None and not isinstance(value, bool):
             try:
                 value = action.type(value)
             except (TypeError, ValueError):
-                raise UsageError(f"--config {path}: '{key}' has a bad value {value!r}") from None
+                raise UsageError(
+                    f"--config {path}: '{key}' has a bad value {value!r}"
+                ) from None
         setattr(args, dest, value)
     return args
 
