@@ -1,5 +1,6 @@
 """Kuramoto maths against hand-derived values."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -86,9 +87,8 @@ def test_positive_coupling_synchronises():
 
 
 @pytest.mark.parametrize("d", DIMS)
-@pytest.mark.parametrize("seed", range(3))
-def test_energy_rotation_invariant(d, seed):
-    wkey, xkey, rkey, ekey, ikey = jr.split(jr.key(seed), 5)
+def test_energy_rotation_invariant(d):
+    wkey, xkey, rkey, ekey, ikey = jr.split(jr.key(d), 5)
     n = 7
     q, _ = jnp.linalg.qr(jr.normal(rkey, (d, d)))
     x = hopkur.random_sphere((n,), d, key=xkey)

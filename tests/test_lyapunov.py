@@ -20,7 +20,6 @@ from .helpers import (
     ids,
     make_coupled_additive_all,
     make_kuramoto_blocks,
-    make_kuramoto_dense,
     make_kuramoto_edges_relu,
     make_kuramoto_rotating,
     oscillator_part,
@@ -37,8 +36,8 @@ def _shape(make_system):
     return (4 if make_system is make_kuramoto_blocks else 6), DIMS[index % len(DIMS)]
 
 
-# Three representative families are also run at every D.
-SWEEP = (make_kuramoto_dense, make_kuramoto_edges_relu, make_coupled_additive_all)
+# Two representative families are also run at every D.
+SWEEP = (make_kuramoto_edges_relu, make_coupled_additive_all)
 CASES = [(m, *_shape(m)) for m in all_systems] + [
     (m, _shape(m)[0], d) for m in SWEEP for d in DIMS if d != _shape(m)[1]
 ]
