@@ -7,6 +7,29 @@ Lyapunov (energy) function.
 
 import importlib.metadata
 
+from ._analysis import (
+    capacity_sweep as capacity_sweep,
+    CapacitySweep as CapacitySweep,
+    corrupt_patterns as corrupt_patterns,
+    energy_along as energy_along,
+    find_fixed_points as find_fixed_points,
+    fixed_point_spectrum as fixed_point_spectrum,
+    FixedPoints as FixedPoints,
+    hebbian_weights as hebbian_weights,
+    kuramoto_order_theory as kuramoto_order_theory,
+    lorentzian_frequencies as lorentzian_frequencies,
+    lyapunov_report as lyapunov_report,
+    LyapunovReport as LyapunovReport,
+    order_parameter as order_parameter,
+    pattern_overlaps as pattern_overlaps,
+    planar_rotations as planar_rotations,
+    sign_retrieve as sign_retrieve,
+    Stability as Stability,
+)
+from ._correction import (
+    ContextEncoder as ContextEncoder,
+    LowRankOscillatorCorrection as LowRankOscillatorCorrection,
+)
 from ._coupled import (
     AbstractHopfieldKuramotoCoupling as AbstractHopfieldKuramotoCoupling,
     AdditiveCoupling as AdditiveCoupling,
@@ -15,6 +38,11 @@ from ._coupled import (
     HopfieldKuramoto as HopfieldKuramoto,
     MultiplicativeCoupling as MultiplicativeCoupling,
     NetworkCoupling as NetworkCoupling,
+)
+from ._discrete import (
+    akorn_step as akorn_step,
+    akorn_steps as akorn_steps,
+    DiscreteTrajectory as DiscreteTrajectory,
 )
 from ._graphs import (
     complete_edges as complete_edges,
@@ -30,7 +58,13 @@ from ._hopfield import (
     layered_hopfield_vector_field as layered_hopfield_vector_field,
     LayeredHopfield as LayeredHopfield,
 )
-from ._integrate import relax as relax, simulate as simulate
+from ._integrate import (
+    model_retraction as model_retraction,
+    relax as relax,
+    RetractingSolver as RetractingSolver,
+    simulate as simulate,
+    simulate_batch as simulate_batch,
+)
 from ._interactions import (
     AbstractInteraction as AbstractInteraction,
     FunctionInteraction as FunctionInteraction,

@@ -23,6 +23,16 @@ from ._custom_types import Args, RealScalarLike, Scalar
 from ._hopfield import activation, energy_from_activation, Hopfield
 from ._kuramoto import _check_state, _omega_times, Kuramoto, kuramoto_energy
 from ._misc import check_edges, check_finite, check_shape, is_concrete
+from ._sparse import (
+    check_method,
+    choose_dense,
+    chunk_size,
+    coupling_drives,
+    coupling_energy,
+    dense_symmetric,
+    DENSE_THRESHOLD,
+    per_sample,
+)
 from ._sphere import normalise, project_tangent
 from ._system import AbstractEnergySystem
 
@@ -64,11 +74,18 @@ class AbstractHopfieldKuramotoCoupling(eqx.Module):
         return False
 
 
-def _edge_drives(edges, c, g, x):
+def _edge_dense(method, edges, n):
+    return choose_dense(method, edges.shape[0], n, DENSE_THRESHOLD)
+
+
+def _edge_drives(edges, c, g, x, method="auto"):
+    n = x.shape[0]
+    if _edge_dense(method, edges, n):
+        cm = dense_symmetric(c, edges, n)
+        return per_sample(coupling_drives, (g, x, cm), batch_size=chunk_size(n))
     i, j = edges[:, 0], edges[:, 1]
     xi, xj = x[i], x[j]
     s = jnp.sum(xi * xj, axis=-1)
-    n = x.shape[0]
     seg = lambda values, index: jax.ops.segment_sum(values, index, num_segments=n)
     cs = c * s
     v = seg(cs * g[j], i) + seg(cs * g[i], j)
@@ -77,7 +94,11 @@ def _edge_drives(edges, c, g, x):
     return v, u
 
 
-def _edge_energy(edges, c, g, x):
+def _edge_energy(edges, c, g, x, method="auto"):
+    n = x.shape[0]
+    if _edge_dense(method, edges, n):
+        cm = dense_symmetric(c, edges, n)
+        return per_sample(coupling_energy, (g, x, cm), batch_size=chunk_size(n))
     i, j = edges[:, 0], edges[:, 1]
     s = jnp.sum(x[i] * x[j], axis=-1)
     return jnp.sum(c * s * g[i] * g[j])
@@ -95,17 +116,19 @@ class NetworkCoupling(AbstractHopfieldKuramotoCoupling):
 
     edges: Int[Array, "e 2"] = eqx.field(converter=jnp.asarray)
     weights: Float[Array, " e"] = eqx.field(converter=jnp.asarray)
+    method: str = eqx.field(static=True, default="auto")
 
     def __check_init__(self):
         check_edges("NetworkCoupling", self.edges, None)
+        check_method("NetworkCoupling", self.method)
         check_shape("NetworkCoupling", "weights", self.weights, (self.edges.shape[0],))
         check_finite("NetworkCoupling", "weights", self.weights)
 
     def drives(self, g, x, w_s):
-        return _edge_drives(self.edges, self.weights, g, x)
+        return _edge_drives(self.edges, self.weights, g, x, self.method)
 
     def energy(self, g, x, w_s):
-        return _edge_energy(self.edges, self.weights, g, x)
+        return _edge_energy(self.edges, self.weights, g, x, self.method)
 
     def coefficients(self, w_s):
         return _edge_matrix(self.edges, self.weights, w_s.shape[0], w_s.dtype)
@@ -115,6 +138,9 @@ NetworkCoupling.__init__.__doc__ = """**Arguments:**
 
 - `edges`: integer array `(E, 2)`, each undirected edge once, no self-loops.
 - `weights`: the coefficients $c_e$, shape `(E,)`.
+- `method`: `"auto"`, `"segment"` or `"dense"`: evaluation over the edge list or with
+  dense-masked matrices, as for [`hopkur.EdgeCoupling`][] (same results up to float
+  rounding).
 """
 
 
@@ -131,9 +157,11 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
 
     alpha: Float[Array, ""] = eqx.field(converter=jnp.asarray)
     edges: Int[Array, "e 2"] | None = None
+    method: str = eqx.field(static=True, default="auto")
 
     def __check_init__(self):
         check_shape("AdditiveCoupling", "alpha", self.alpha, ())
+        check_method("AdditiveCoupling", self.method)
         check_finite("AdditiveCoupling", "alpha", self.alpha)
         if self.edges is not None:
             check_edges("AdditiveCoupling", self.edges, None)
@@ -145,7 +173,7 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
     def drives(self, g, x, w_s):
         if self.edges is not None:
             c = jnp.broadcast_to(self.alpha, self.edges.shape[:1])
-            return _edge_drives(self.edges, c, g, x)
+            return _edge_drives(self.edges, c, g, x, self.method)
         norms = jnp.sum(x * x, axis=-1)
         m = x.T @ g  # (D,) = X^T g
         v = self.alpha * (x @ m - norms * g)
@@ -155,7 +183,7 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
     def energy(self, g, x, w_s):
         if self.edges is not None:
             c = jnp.broadcast_to(self.alpha, self.edges.shape[:1])
-            return _edge_energy(self.edges, c, g, x)
+            return _edge_energy(self.edges, c, g, x, self.method)
         m = x.T @ g
         return (
             0.5
@@ -178,6 +206,8 @@ AdditiveCoupling.__init__.__doc__ = """**Arguments:**
 - `alpha`: the coupling scale $\\alpha$ (a scalar).
 - `edges`: the coupling graph `(E, 2)`, or `None` for all-to-all (the $O(ND)$ low-rank
   path).
+- `method`: for a coupling graph, `"auto"`, `"segment"` or `"dense"` (see
+  [`hopkur.NetworkCoupling`][]); ignored when `edges` is `None`.
 """
 
 
@@ -191,9 +221,11 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
 
     alpha: Float[Array, ""] = eqx.field(converter=jnp.asarray)
     edges: Int[Array, "e 2"] | None = None
+    method: str = eqx.field(static=True, default="auto")
 
     def __check_init__(self):
         check_shape("MultiplicativeCoupling", "alpha", self.alpha, ())
+        check_method("MultiplicativeCoupling", self.method)
         check_finite("MultiplicativeCoupling", "alpha", self.alpha)
         if self.edges is not None:
             check_edges("MultiplicativeCoupling", self.edges, None)
@@ -203,7 +235,8 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
 
     def drives(self, g, x, w_s):
         if self.edges is not None:
-            return _edge_drives(self.edges, self._edge_coefficients(w_s), g, x)
+            c = self._edge_coefficients(w_s)
+            return _edge_drives(self.edges, c, g, x, self.method)
         gx = g[:, None] * x
         z = w_s @ gx
         diag = jnp.diag(w_s)
@@ -213,7 +246,8 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
 
     def energy(self, g, x, w_s):
         if self.edges is not None:
-            return _edge_energy(self.edges, self._edge_coefficients(w_s), g, x)
+            c = self._edge_coefficients(w_s)
+            return _edge_energy(self.edges, c, g, x, self.method)
         gx = g[:, None] * x
         total = jnp.sum(gx * (w_s @ gx)) - jnp.sum(
             jnp.diag(w_s) * jnp.sum(gx * gx, axis=-1)
@@ -231,6 +265,8 @@ MultiplicativeCoupling.__init__.__doc__ = """**Arguments:**
 
 - `alpha`: the coupling scale $\\alpha$ (a scalar).
 - `edges`: the coupling graph `(E, 2)`, or `None` for all-to-all.
+- `method`: for a coupling graph, `"auto"`, `"segment"` or `"dense"` (see
+  [`hopkur.NetworkCoupling`][]); ignored when `edges` is `None`.
 """
 
 

@@ -14,11 +14,25 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from ._custom_types import Args, RealScalarLike, Scalar
 from ._interactions import AbstractInteraction
 from ._misc import check_edges, check_finite, check_shape, is_concrete, tolerance
+from ._sparse import (
+    adjacency,
+    check_method,
+    choose_dense,
+    chunk_size,
+    CLOSED_FORM,
+    dense_interaction,
+    DENSE_THRESHOLD,
+    DENSE_THRESHOLD_LEARNED,
+    masked_gram_drive,
+    masked_gram_energy,
+    per_sample,
+)
 from ._sphere import antisymmetrise, normalise, project_tangent
 from ._system import AbstractEnergySystem
 
@@ -152,16 +166,32 @@ class EdgeCoupling(AbstractOscillatorCoupling):
     $E_{int} = -\sum_{e=(i,j)} \varphi_e(x_i\cdot x_j)$,
     $d_i = \sum_{j \sim i} \varphi'_{ij}(x_i \cdot x_j)\, x_j$.
 
-    Evaluated by gathering the edges' endpoints and summing per node
-    (`jax.ops.segment_sum`): $O(E D)$.
+    Two evaluations, equal up to float rounding, chosen by `method`:
+
+    - `"segment"`: gather the edges' endpoints and sum per node
+      (`jax.ops.segment_sum`): $O(E D)$ work, but the per-node sums are scatter-adds,
+      which run one edge at a time on CPU.
+    - `"dense"`: scatter the per-edge parameters once into $N\times N$ matrices (zero
+      off the graph), form the Gram matrix $G = XX^\top$ and compute
+      $d = (\varphi'(G)\circ M) X$: $O(N^2 D)$ work in matrix products. Under `vmap`
+      it runs sample by sample (in small chunks), so that no `(batch, N, N)` array is
+      formed; its derivatives do the same.
+    - `"auto"` (default): `"dense"` when the graph's density $2E/(N(N-1))$ is at least
+      `hopkur._sparse.DENSE_THRESHOLD` (0.02) for the closed-form interactions (linear,
+      relu, tanh, sigmoid), or `DENSE_THRESHOLD_LEARNED` (0.5) for learned ones (MLP,
+      user functions, evaluated on all $N^2$ pairs in the dense form), and
+      $N \le 8192$; `"segment"` otherwise. The crossover was measured (see the
+      benchmarks); [`hopkur.EdgeCoupling.evaluation_method`][] tells which is used.
     """
 
     edges: Int[Array, "e 2"] = eqx.field(converter=jnp.asarray)
     interaction: AbstractInteraction
     n: int | None = eqx.field(static=True, default=None)
+    method: str = eqx.field(static=True, default="auto")
 
     def __check_init__(self):
         check_edges("EdgeCoupling", self.edges, self.n)
+        check_method("EdgeCoupling", self.method)
         e = self.interaction.num_edges()
         if e is not None and e != self.edges.shape[0]:
             raise ValueError(
@@ -175,15 +205,37 @@ class EdgeCoupling(AbstractOscillatorCoupling):
 
     def check_size(self, n):
         super().check_size(n)
-        if (
-            is_concrete(self.edges)
-            and self.edges.size
-            and int(jnp.max(self.edges)) >= n
-        ):
-            raise ValueError(
-                f"`EdgeCoupling(edges=...)` must index nodes in [0, {n}); got a node "
-                f"{int(jnp.max(self.edges))}."
-            )
+        if is_concrete(self.edges) and self.edges.size:
+            # NumPy, not jnp: under `jit` a jnp reduction of a concrete array is traced.
+            largest = int(np.max(np.asarray(self.edges)))
+            if largest >= n:
+                raise ValueError(
+                    f"`EdgeCoupling(edges=...)` must index nodes in [0, {n}); got a "
+                    f"node {largest}."
+                )
+
+    def evaluation_method(self, n: int) -> str:
+        """The evaluation used for `n` oscillators: `"segment"` or `"dense"` (resolves
+        `method="auto"` by the graph's density; see above).
+
+        **Arguments:**
+
+        - `n`: the number of oscillators.
+
+        **Returns:**
+
+        `"segment"` or `"dense"`.
+        """
+        closed_form = type(self.interaction).__name__ in CLOSED_FORM
+        threshold = DENSE_THRESHOLD if closed_form else DENSE_THRESHOLD_LEARNED
+        dense = choose_dense(self.method, self.edges.shape[0], n, threshold)
+        return "dense" if dense else "segment"
+
+    def _dense_parts(self, x):
+        n = x.shape[0]
+        interaction, needs_mask = dense_interaction(self.interaction, self.edges, n)
+        mask = adjacency(self.edges, n, x.dtype) if needs_mask else None
+        return (x, interaction, mask), chunk_size(n)
 
     def _overlaps(self, x):
         i, j = self.edges[:, 0], self.edges[:, 1]
@@ -191,6 +243,9 @@ class EdgeCoupling(AbstractOscillatorCoupling):
         return xi, xj, jnp.sum(xi * xj, axis=-1)
 
     def drive(self, x):
+        if self.evaluation_method(x.shape[0]) == "dense":
+            args, batch_size = self._dense_parts(x)
+            return per_sample(masked_gram_drive, args, batch_size=batch_size)
         i, j = self.edges[:, 0], self.edges[:, 1]
         xi, xj, s = self._overlaps(x)
         w = self.interaction.derivative(s)[:, None]
@@ -200,6 +255,9 @@ class EdgeCoupling(AbstractOscillatorCoupling):
         )
 
     def energy(self, x):
+        if self.evaluation_method(x.shape[0]) == "dense":
+            args, batch_size = self._dense_parts(x)
+            return per_sample(masked_gram_energy, args, batch_size=batch_size)
         _, _, s = self._overlaps(x)
         return -jnp.sum(self.interaction.potential(s))
 
@@ -210,6 +268,8 @@ EdgeCoupling.__init__.__doc__ = """**Arguments:**
 - `interaction`: the interaction $\\varphi$, e.g. `hopkur.ReluInteraction(a, b)` with
   per-edge parameters of shape `(E,)` or scalars.
 - `n`: the number of oscillators, if known (checks the edges' range at construction).
+- `method`: `"auto"` (default), `"segment"` or `"dense"`: how the drive and energy are
+  evaluated (same results up to float rounding; see above).
 """
 
 

@@ -1,0 +1,1 @@
+"""hopkur's benchmark suite: run it with `hopkur bench` or `make bench` (README.md)."""

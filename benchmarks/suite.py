@@ -1,0 +1,797 @@
+"""The benchmark suite run by `hopkur bench` (and `make bench`).
+
+Each case is a function `(config) -> dict` with keys `title`, `columns`, `rows` (a list
+of dicts keyed by column), `notes` (a list of strings) and `targets` (a list of
+`{"target": str, "met": bool | None, "measured": str}`). `render_markdown` turns the
+results into the tables kept in `benchmarks/README.md`.
+
+All times are medians over repeated runs after compilation (see `timing.py`); speed-ups
+are medians of ratios measured in the same round; compile times are separate; memory is
+XLA's account of the compiled program (`memory_analysis()`).
+"""
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import hopkur
+from hopkur import _sparse
+
+from . import problems as P, timing as T
+
+
+@dataclasses.dataclass
+class Config:
+    """`level`: `"full"` (the sizes of the targets), `"quick"` (small sizes, a smoke run
+    of every case) or `"tiny"` (toy sizes, for the test of the runner)."""
+
+    level: str = "full"
+    repeats: int = 5
+    slow_repeats: int = 3
+    log: Callable[[str], None] = print
+
+    @property
+    def quick(self) -> bool:
+        return self.level != "full"
+
+    def pick(self, full, quick, tiny):
+        return {"full": full, "quick": quick, "tiny": tiny}[self.level]
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds >= 10:
+        return f"{seconds:.1f} s"
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    return f"{seconds * 1e3:.3g} ms"
+
+
+def _mb(nbytes: int | None) -> str:
+    if nbytes is None:
+        return "–"
+    if nbytes >= 2**30:
+        return f"{nbytes / 2**30:.2f} GiB"
+    return f"{nbytes / 2**20:.1f} MiB"
+
+
+def _norm(tree) -> float:
+    return float(jnp.sqrt(sum(jnp.sum(v * v) for v in jax.tree.leaves(tree))))
+
+
+def _x(ratio: float | None) -> str:
+    return "–" if ratio is None else f"{ratio:.1f}×"
+
+
+# ------------------------------------------------------------------ 1-3: research size
+
+
+_RESEARCH_TARGETS = {"vector field": 20.0, "solve": 15.0, "training step": 15.0}
+
+
+def _research(cfg: Config, make) -> dict:
+    problem = make(cfg.pick(P.RESEARCH, P.QUICK, P.TINY))
+    p, g, ys, targets = problem.params, problem.graph, problem.y0, problem.targets
+    rows, result_targets = [], []
+    workloads = [
+        ("vector field", P.vector_fields(problem), (p, g, ys), cfg.repeats),
+        ("solve", P.solves(problem), (p, g, ys), cfg.slow_repeats),
+        (
+            "training step",
+            P.training_steps(problem),
+            (p, g, ys, targets),
+            cfg.slow_repeats,
+        ),
+    ]
+    for name, (base, fast), args, repeats in workloads:
+        cfg.log(f"  {problem.name}: {name}: compiling")
+        cb = T.compile_call("baseline", base, *args)
+        cf = T.compile_call("hopkur", fast, *args)
+        cfg.log(f"  {problem.name}: {name}: timing ({repeats} rounds)")
+        times = T.run_interleaved([cb, cf], repeats)
+        ratio = T.paired_ratio(times["baseline"], times["hopkur"])
+        row = {
+            "workload": name,
+            "baseline": _ms(T.median(times["baseline"])),
+            "hopkur": _ms(T.median(times["hopkur"])),
+            "speed-up": _x(ratio),
+            "compile (baseline / hopkur)": f"{_ms(cb.compile_s)} / {_ms(cf.compile_s)}",
+            "memory (baseline / hopkur)": (
+                f"{_mb(cb.memory_bytes)} / {_mb(cf.memory_bytes)}"
+            ),
+        }
+        if name == "vector field":
+            diff = P.max_difference(cb.output, cf.output)
+            row["max |difference|"] = (
+                f"{diff:.1e} (of {P.max_magnitude(cb.output):.2g})"
+            )
+        elif name == "solve":
+            diff = P.max_difference(cb.output[0], cf.output[0])
+            steps_b = float(np.mean(np.asarray(cb.output[1])))
+            steps_f = float(np.mean(np.asarray(cf.output[1])))
+            row["max |difference|"] = (
+                f"{diff:.1e} (steps {steps_b:.1f} / {steps_f:.1f})"
+            )
+        else:
+            diff = P.max_difference(cb.output, cf.output)
+            row["max |difference|"] = (
+                f"{diff:.1e} (of {P.max_magnitude(cb.output):.2g})"
+            )
+        row["_ratio"] = ratio
+        row["_times"] = {k: v for k, v in times.items()}
+        row["_compile_s"] = {"baseline": cb.compile_s, "hopkur": cf.compile_s}
+        row["_memory"] = {"baseline": cb.memory_bytes, "hopkur": cf.memory_bytes}
+        rows.append(row)
+        goal = _RESEARCH_TARGETS[name]
+        result_targets.append(
+            {
+                "target": f"{problem.name} {name} ≥ {goal:g}× faster than the baseline",
+                "met": None if cfg.quick else bool(ratio >= goal),
+                "measured": _x(ratio),
+            }
+        )
+    s = problem.size
+    dtype = jnp.result_type(jax.tree.leaves(problem.params)[0]).name
+    notes = [
+        f"N = {s.n}, D = {s.dim}, small-world k = {s.k} (p = {s.p}), relu interaction, "
+        f"batch {s.batch}, {dtype}; solves: Tsit5, t ∈ [0, {P.T1:g}], rtol {P.RTOL:g}, "
+        f"atol {P.ATOL:g}; "
+        "training step: loss + gradient through the solve "
+        "(RecursiveCheckpointAdjoint).",
+        "Vector fields agree to float rounding. Solves agree to the solver tolerance: "
+        "hopkur retracts onto the spheres after each step, the baseline renormalises "
+        "inside the field, so the two integrate the same ODE by slightly different "
+        "schemes (the gradients differ accordingly).",
+    ]
+    title = {
+        "kuramoto": "Research size: Kuramoto (relu, small-world graph)",
+        "hopfield_kuramoto": "Research size: Hopfield–Kuramoto (network coupling)",
+    }[problem.name]
+    return {
+        "title": title,
+        "columns": [
+            "workload",
+            "baseline",
+            "hopkur",
+            "speed-up",
+            "max |difference|",
+            "compile (baseline / hopkur)",
+            "memory (baseline / hopkur)",
+        ],
+        "rows": rows,
+        "notes": notes,
+        "targets": result_targets,
+    }
+
+
+def research_kuramoto(cfg: Config) -> dict:
+    return _research(cfg, P.kuramoto)
+
+
+def research_hopfield_kuramoto(cfg: Config) -> dict:
+    return _research(cfg, P.hopfield_kuramoto)
+
+
+# ------------------------------------------------------------------ 4: dense limit
+
+
+def dense_limit(cfg: Config) -> dict:
+    n, d, batch = cfg.pick((2048, 4, 16), (512, 4, 4), (48, 3, 2))
+    rng = np.random.default_rng(0)
+    edges = hopkur.complete_edges(n)
+    e = edges.shape[0]
+    a = jnp.asarray(rng.standard_normal(e) / np.sqrt(n), jnp.float32)
+    b = jnp.asarray(rng.standard_normal(e) / np.sqrt(n), jnp.float32)
+    x = rng.standard_normal((batch, n, d))
+    x = jnp.asarray(x / np.linalg.norm(x, axis=-1, keepdims=True), jnp.float32)
+    edges = jnp.asarray(edges)
+
+    def field(a, b, edges, xs):
+        coupling = hopkur.EdgeCoupling(
+            edges, hopkur.ReluInteraction(a, b), method="dense"
+        )
+        model = hopkur.Kuramoto(coupling)
+        return jax.vmap(lambda y: model.vector_field(0.0, y, None))(xs)
+
+    def dense_params(a, b, edges):
+        return (
+            _sparse.dense_symmetric(a, edges, n),
+            _sparse.dense_symmetric(b, edges, n),
+        )
+
+    def field_given_dense(am, bm, xs):
+        interaction = hopkur.ReluInteraction(am.reshape(-1), bm.reshape(-1))
+
+        def one(y):
+            drive = _sparse.per_sample(
+                _sparse.masked_gram_drive,
+                (y, interaction, None),
+                batch_size=_sparse.chunk_size(n),
+            )
+            return hopkur.project_tangent(y, drive)
+
+        return jax.vmap(one)(xs)
+
+    def matmuls(xs):
+        def one(y):
+            gram = jax.lax.optimization_barrier(y @ y.T)
+            return gram @ y
+
+        return jax.lax.map(one, xs)
+
+    am, bm = jax.jit(dense_params)(a, b, edges)
+    calls = [
+        T.compile_call("matmuls", matmuls, x),
+        T.compile_call("field", field, a, b, edges, x),
+        T.compile_call("field_given_dense", field_given_dense, am, bm, x),
+        T.compile_call("scatter", dense_params, a, b, edges),
+    ]
+    times = T.run_interleaved(calls, cfg.repeats)
+    ratio_full = T.paired_ratio(times["field"], times["matmuls"])
+    ratio_dense = T.paired_ratio(times["field_given_dense"], times["matmuls"])
+    rows = [
+        {
+            "computation": "X Xᵀ and (X Xᵀ) X alone (lax.map over the batch)",
+            "time": _ms(T.median(times["matmuls"])),
+            "ratio to the matrix products": "1.0×",
+        },
+        {
+            "computation": "vector field, per-edge parameters (includes scattering "
+            f"{2 * e:,} parameters into N×N matrices)",
+            "time": _ms(T.median(times["field"])),
+            "ratio to the matrix products": f"{ratio_full:.2f}×",
+            "_ratio": ratio_full,
+        },
+        {
+            "computation": "vector field, parameters already dense (as inside a solve, "
+            "where the scatter is loop-invariant)",
+            "time": _ms(T.median(times["field_given_dense"])),
+            "ratio to the matrix products": f"{ratio_dense:.2f}×",
+            "_ratio": ratio_dense,
+        },
+        {
+            "computation": "the parameter scatter alone",
+            "time": _ms(T.median(times["scatter"])),
+            "ratio to the matrix products": "–",
+        },
+    ]
+    return {
+        "title": f"Dense coupling near the limit (N = {n}, D = {d}, batch {batch})",
+        "columns": ["computation", "time", "ratio to the matrix products"],
+        "rows": rows,
+        "notes": [
+            f"`EdgeCoupling(complete_edges({n}), ReluInteraction(a, b), "
+            'method="dense")`'
+            f" with per-edge a, b ({e:,} edges), float32. The reference is the two "
+            "products the dense form cannot avoid, with an optimisation barrier so "
+            "that "
+            "XLA cannot reassociate them.",
+        ],
+        "targets": [
+            {
+                "target": "dense vector field ≤ 2× the two matrix products",
+                "met": None if cfg.quick else bool(ratio_full <= 2.0),
+                "measured": (
+                    f"{ratio_full:.2f}× ({ratio_dense:.2f}× with dense parameters)"
+                ),
+            },
+        ],
+    }
+
+
+# ------------------------------------------------------------------ 5: scale
+
+
+def _mean_field_model(n, d, seed=0, strength=2.0, spread=0.5):
+    rng = np.random.default_rng(seed)
+    generator = np.zeros((d, d))
+    generator[0, 1], generator[1, 0] = -1.0, 1.0
+    omega = spread * rng.standard_normal(n)[:, None, None] * generator
+    model = hopkur.Kuramoto(
+        hopkur.MeanFieldCoupling(jnp.float32(strength)),
+        omega=jnp.asarray(omega, jnp.float32),
+    )
+    x = rng.standard_normal((n, d))
+    x = jnp.asarray(x / np.linalg.norm(x, axis=-1, keepdims=True), jnp.float32)
+    return model, x
+
+
+def mean_field_scale(cfg: Config) -> dict:
+    sizes = cfg.pick(
+        [10**3, 10**4, 10**5, 10**6], [10**3, 10**4, 10**5], [10**2, 10**3]
+    )
+    big = sizes[-1]
+    rows, targets = [], []
+    for d in (2, 4):
+        per_nd = []
+        for n in sizes:
+            model, x = _mean_field_model(n, d)
+            params, static = eqx.partition(model, eqx.is_array)
+
+            def field(params, x, static=static):
+                return eqx.combine(params, static).vector_field(0.0, x, None)
+
+            c = T.compile_call("field", field, params, x)
+            t = T.median(T.run_interleaved([c], cfg.repeats)["field"])
+            per_nd.append(t / (n * d))
+            rows.append(
+                {
+                    "D": d,
+                    "N": f"{n:,}",
+                    "computation": "vector field",
+                    "time": _ms(t),
+                    "ns per N·D": f"{1e9 * t / (n * d):.2f}",
+                    "memory": _mb(c.memory_bytes),
+                }
+            )
+        # Linear growth: the time of the largest size over the one a decade smaller (10
+        # for O(N D); 100 for O(N^2)). The smallest sizes are dominated by fixed costs.
+        growth = 10 * per_nd[-1] / per_nd[-2]
+        cfg.log(f"  mean field D={d}: vector fields done")
+        model, x = _mean_field_model(big, d)
+        params, static = eqx.partition(model, eqx.is_array)
+
+        def solve(params, x, static=static):
+            sol = hopkur.simulate(
+                eqx.combine(params, static),
+                x,
+                t1=10.0,
+                stepsize_controller=dfx.PIDController(rtol=1e-4, atol=1e-7),
+                max_steps=100_000,
+            )
+            order = jnp.linalg.norm(jnp.mean(sol.ys[-1], axis=0))
+            return order, sol.stats["num_steps"]
+
+        c = T.compile_call("solve", solve, params, x)
+        t = T.time_once(c.call)
+        r, steps = c.output
+        rows.append(
+            {
+                "D": d,
+                "N": f"{big:,}",
+                "computation": "solve to t = 10 (Tsit5, rtol 1e-4)",
+                "time": _ms(t),
+                "ns per N·D": f"{int(steps)} steps, order parameter {float(r):.3f}",
+                "memory": _mb(c.memory_bytes),
+            }
+        )
+        targets.append(
+            {
+                "target": f"mean-field vector field O(N·D) (D = {d}): linear growth",
+                "met": None if cfg.quick else bool(growth < 20.0),
+                "measured": f"×{growth:.1f} from N = {sizes[-2]:,} to {big:,} "
+                "(linear: ×10, quadratic: ×100)",
+            }
+        )
+        targets.append(
+            {
+                "target": f"all-to-all Kuramoto, N = {big:,}, D = {d}, integrates to "
+                "t = 10 in one process",
+                "met": None if cfg.quick else bool(np.isfinite(float(r))),
+                "measured": f"{_ms(t)}, {int(steps)} steps",
+            }
+        )
+    return {
+        "title": "Scale: all-to-all (mean-field) Kuramoto",
+        "columns": ["D", "N", "computation", "time", "ns per N·D", "memory"],
+        "rows": rows,
+        "notes": [
+            "`Kuramoto(MeanFieldCoupling(2.0), omega=...)` with per-oscillator natural "
+            "frequencies ω_i ~ N(0, 0.5²) in the first plane, float32, one state (no "
+            "batch). The solve's time is one run after compilation.",
+        ],
+        "targets": targets,
+    }
+
+
+def additive_scale(cfg: Config) -> dict:
+    n, d = cfg.pick(10**5, 10**4, 10**3), 4
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, d))
+    x = jnp.asarray(x / np.linalg.norm(x, axis=-1, keepdims=True), jnp.float32)
+    g = jnp.asarray(np.tanh(rng.standard_normal(n)), jnp.float32)
+    alpha = jnp.float32(0.3)
+
+    def drives(alpha, g, x):
+        # All-to-all additive coupling: O(N D) through the low-rank form. `w_s` is not
+        # used on this path, so no N x N matrix is passed.
+        return hopkur.AdditiveCoupling(alpha).drives(g, x, None)
+
+    def oscillator_field(alpha, g, x):
+        v, u = hopkur.AdditiveCoupling(alpha).drives(g, x, None)
+        drive = hopkur.MeanFieldCoupling(jnp.float32(1.0)).drive(x) + u
+        return v, hopkur.project_tangent(x, drive)
+
+    c1 = T.compile_call("drives", drives, alpha, g, x)
+    c2 = T.compile_call("field", oscillator_field, alpha, g, x)
+    times = T.run_interleaved([c1, c2], cfg.repeats)
+    dense_bytes = n * n * 4
+    rows = [
+        {
+            "computation": "AdditiveCoupling(α).drives (v, u), all-to-all",
+            "time": _ms(T.median(times["drives"])),
+            "peak memory": _mb(c1.memory_bytes),
+            "an N×N float32 array": _mb(dense_bytes),
+        },
+        {
+            "computation": "oscillator field: mean-field Kuramoto + additive drive u, "
+            "projected; and v",
+            "time": _ms(T.median(times["field"])),
+            "peak memory": _mb(c2.memory_bytes),
+            "an N×N float32 array": _mb(dense_bytes),
+        },
+    ]
+    peak = max(c1.memory_bytes or 0, c2.memory_bytes or 0)
+    ok = all(
+        c.memory_bytes is not None and c.memory_bytes < dense_bytes / 100
+        for c in (c1, c2)
+    )
+    return {
+        "title": "Scale: all-to-all additive Hopfield–Kuramoto coupling "
+        f"(N = {n:,}, D = {d})",
+        "columns": ["computation", "time", "peak memory", "an N×N float32 array"],
+        "rows": rows,
+        "notes": [
+            "What was measured: the coupling part of the additive model "
+            "(`AdditiveCoupling(alpha, edges=None).drives`, i.e. "
+            "v = α(X(Xᵀg) − g) and u = α g∘(Xᵀg − g x)), and the oscillator field "
+            "built "
+            "from it. The full `HopfieldKuramoto` cannot run at this N today: "
+            "`hopkur.Hopfield` holds a dense N×N weight matrix (40 GB in float32 at "
+            "N = 100,000). Proposed smallest change: a low-rank (Hebbian) Hopfield, "
+            "W = P Pᵀ/N with P of shape (N, K), whose `vector_field` computes "
+            "P(Pᵀg)/N, and a `HopfieldKuramoto` that passes the Hopfield part (not the "
+            "dense W_s) to couplings that need it (only `MultiplicativeCoupling`).",
+        ],
+        "targets": [
+            {
+                "target": f"additive all-to-all coupling at N = {n:,} without an N×N "
+                "array",
+                "met": None if cfg.quick else bool(ok),
+                "measured": f"peak {_mb(peak)} vs {_mb(dense_bytes)} for one N×N array",
+            },
+        ],
+    }
+
+
+# ------------------------------------------------------------------ 6: crossover
+
+
+def crossover(cfg: Config) -> dict:
+    n, d, batch, ks = cfg.pick(
+        (896, 5, 100, [2, 6, 10, 16, 24, 40, 64, 150, 300, 600]),
+        (128, 5, 8, [2, 8, 32, 64]),
+        (32, 3, 2, [2, 8]),
+    )
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, n, d))
+    x = jnp.asarray(x / np.linalg.norm(x, axis=-1, keepdims=True), jnp.float32)
+    rows, points = [], []
+    for k in ks:
+        edges = jnp.asarray(hopkur.small_world_edges(jax.random.key(k), n, k, 0.1))
+        e = edges.shape[0]
+        a = jnp.asarray(rng.standard_normal(e), jnp.float32)
+        b = jnp.asarray(rng.standard_normal(e), jnp.float32)
+
+        def field(a, b, edges, xs, method):
+            coupling = hopkur.EdgeCoupling(
+                edges, hopkur.ReluInteraction(a, b), method=method
+            )
+            model = hopkur.Kuramoto(coupling)
+            return jax.vmap(lambda y: model.vector_field(0.0, y, None))(xs)
+
+        cs = T.compile_call("segment", lambda *z: field(*z, "segment"), a, b, edges, x)
+        cd = T.compile_call("dense", lambda *z: field(*z, "dense"), a, b, edges, x)
+        times = T.run_interleaved([cs, cd], cfg.repeats)
+        ratio = T.paired_ratio(times["segment"], times["dense"])
+        density = _sparse.density(e, n)
+        auto = hopkur.EdgeCoupling(
+            edges, hopkur.ReluInteraction(a, b)
+        ).evaluation_method(n)
+        points.append((density, ratio))
+        rows.append(
+            {
+                "k": k,
+                "density": f"{density:.4f}",
+                "segment": _ms(T.median(times["segment"])),
+                "dense": _ms(T.median(times["dense"])),
+                "dense speed-up": f"{ratio:.2f}×",
+                "auto picks": auto,
+                "max |difference|": f"{P.max_difference(cs.output, cd.output):.1e}",
+            }
+        )
+        cfg.log(f"  crossover k={k}: {ratio:.2f}")
+    crossing = None
+    for (d0, r0), (d1, r1) in zip(points, points[1:]):
+        if r0 < 1.0 <= r1:
+            # interpolate log-linearly in density
+            t = (0.0 - math.log(r0)) / (math.log(r1) - math.log(r0))
+            crossing = math.exp(math.log(d0) + t * (math.log(d1) - math.log(d0)))
+            break
+    if crossing is None and points and points[0][1] >= 1.0:
+        crossing = points[0][0]
+    return {
+        "title": "Sparse graphs: segment-sum vs dense-masked "
+        f"(N = {n}, D = {d}, batch {batch})",
+        "columns": [
+            "k",
+            "density",
+            "segment",
+            "dense",
+            "dense speed-up",
+            "auto picks",
+            "max |difference|",
+        ],
+        "rows": rows,
+        "notes": [
+            "Small-world graphs (p = 0.1) with k neighbours per node, relu interaction "
+            "with per-edge parameters, float32. Measured crossover (dense faster from "
+            f"here): density ≈ {crossing:.3g}"
+            if crossing
+            else "No crossover in range.",
+            f'`EdgeCoupling(method="auto")` switches to dense from density '
+            f"{_sparse.DENSE_THRESHOLD} (closed-form interactions) and "
+            f"{_sparse.DENSE_THRESHOLD_LEARNED} (MLP / user functions).",
+        ],
+        "targets": [
+            {
+                "target": "EdgeCoupling chooses by density; measured crossover in the "
+                "table",
+                "met": None if cfg.quick else crossing is not None,
+                "measured": "–"
+                if crossing is None
+                else f"crossover at density ≈ {crossing:.3g}",
+            },
+        ],
+        "crossover_density": crossing,
+    }
+
+
+# ------------------------------------------------------------------ 7: adjoints
+
+
+def adjoints(cfg: Config) -> dict:
+    size = cfg.pick(
+        dataclasses.replace(P.RESEARCH, batch=16),
+        dataclasses.replace(P.QUICK, batch=4),
+        P.TINY,
+    )
+    problem = P.kuramoto(size)
+    p, g, ys, targets = problem.params, problem.graph, problem.y0, problem.targets
+    # A field (the encoded image, scaled) breaks the rotation symmetry, so that fixed
+    # points are isolated and the implicit gradient of `relax` is well defined.
+    fields = 2.0 * ys
+
+    def model_of(p, g):
+        interaction = hopkur.ReluInteraction(p["a"], p["b"])
+        return hopkur.EdgeCoupling(g["edges"], interaction)
+
+    def loss_simulate(adjoint, retract=True):
+        def step(p, g, ys, fields, targets):
+            def loss(p):
+                coupling = model_of(p, g)
+
+                def one(y, c):
+                    model = hopkur.Kuramoto(coupling, field=c)
+                    sol = hopkur.simulate(
+                        model,
+                        y,
+                        t1=P.T1,
+                        stepsize_controller=P.controller(),
+                        max_steps=P.MAX_STEPS,
+                        adjoint=adjoint,
+                        retract=retract,
+                    )
+                    return sol.ys[-1]
+
+                finals = jax.vmap(one)(ys, fields)
+                return P.loss_from_finals(problem, finals, targets)
+
+            return jax.value_and_grad(loss)(p)
+
+        return step
+
+    def step_relax(p, g, ys, fields, targets):
+        def loss(p):
+            coupling = model_of(p, g)
+
+            def one(y, c):
+                model = hopkur.Kuramoto(coupling, field=c)
+                return hopkur.relax(model, y, rtol=P.RTOL, atol=P.ATOL)
+
+            finals = jax.vmap(one)(ys, fields)
+            return P.loss_from_finals(problem, finals, targets)
+
+        return jax.value_and_grad(loss)(p)
+
+    variants = [
+        (
+            "RecursiveCheckpointAdjoint (simulate, default)",
+            loss_simulate(dfx.RecursiveCheckpointAdjoint()),
+        ),
+        # The retracting solver does not accept BacksolveAdjoint's augmented state.
+        (
+            "BacksolveAdjoint (simulate, retract=False)",
+            loss_simulate(dfx.BacksolveAdjoint(), retract=False),
+        ),
+        ("ImplicitAdjoint (relax to the fixed point)", step_relax),
+    ]
+    calls = []
+    for name, fn in variants:
+        cfg.log(f"  adjoints: compiling {name}")
+        calls.append(T.compile_call(name, fn, p, g, ys, fields, targets))
+    times = T.run_interleaved(calls, cfg.slow_repeats)
+    rows = []
+    for c in calls:
+        loss, grads = c.output
+        rows.append(
+            {
+                "adjoint": c.name,
+                "time": _ms(T.median(times[c.name])),
+                "peak memory": _mb(c.memory_bytes),
+                "compile": _ms(c.compile_s),
+                "loss": f"{float(loss):.4f}",
+                "|gradient|": f"{_norm(grads):.3g}",
+            }
+        )
+    s = size
+    return {
+        "title": f"Gradients: adjoints for one training step (N = {s.n}, D = {s.dim}, "
+        f"k = {s.k}, batch {s.batch})",
+        "columns": ["adjoint", "time", "peak memory", "compile", "loss", "|gradient|"],
+        "rows": rows,
+        "notes": [
+            "The Kuramoto classifier with the encoded image also applied as a field "
+            "(so that fixed points are isolated). The first two differentiate the "
+            f"solve over t ∈ [0, {P.T1:g}]; the third differentiates the fixed point "
+            "reached by "
+            "`relax` (a different loss: the state at rest, not at t = 1).",
+        ],
+        "targets": [],
+    }
+
+
+# ------------------------------------------------------------------ 8: compile time
+
+
+def compile_time(cfg: Config) -> dict:
+    size = cfg.pick(P.RESEARCH, P.QUICK, P.TINY)
+    rows, targets = [], []
+    for make in (P.kuramoto, P.hopfield_kuramoto):
+        problem = make(size)
+        p, g = problem.params, problem.graph
+        y_one = jax.tree.map(lambda a: a[0], problem.y0)
+
+        traces = []
+
+        @eqx.filter_jit
+        def solve(model, y):
+            traces.append(1)
+            return hopkur.simulate(
+                model,
+                y,
+                t1=P.T1,
+                stepsize_controller=P.controller(),
+                max_steps=P.MAX_STEPS,
+            ).ys
+
+        model = problem.hopkur_model(p, g)
+        start = time.perf_counter()
+        jax.block_until_ready(solve(model, y_one))
+        first = time.perf_counter() - start
+        steady = T.time_once(lambda: solve(model, y_one))
+        new_params = jax.tree.map(lambda a: a * 1.01, p)
+        jax.block_until_ready(solve(problem.hopkur_model(new_params, g), y_one))
+        retraces = len(traces) - 1
+
+        def batched(p, g, ys):
+            return jax.vmap(lambda y: P.hopkur_solve(problem, p, g, y))(ys).ys
+
+        c = T.compile_call("batched", batched, p, g, problem.y0)
+        rows.append(
+            {
+                "model": problem.name,
+                "simulate, one state: first call − steady call": _ms(first - steady),
+                "simulate under vmap (batch): trace + compile": _ms(c.compile_s),
+                "recompilations after new parameter values": retraces,
+            }
+        )
+        targets.append(
+            {
+                "target": f"{problem.name}: compiling simulate ≤ 10 s",
+                "met": None
+                if cfg.quick
+                else bool(max(first - steady, c.compile_s) <= 10.0),
+                "measured": (
+                    f"{_ms(first - steady)} (one state), {_ms(c.compile_s)} (batched)"
+                ),
+            }
+        )
+        targets.append(
+            {
+                "target": f"{problem.name}: new parameter values never recompile",
+                "met": retraces == 0,
+                "measured": f"{retraces} recompilations",
+            }
+        )
+    return {
+        "title": "Compile time of `hopkur.simulate` (research size)",
+        "columns": [
+            "model",
+            "simulate, one state: first call − steady call",
+            "simulate under vmap (batch): trace + compile",
+            "recompilations after new parameter values",
+        ],
+        "rows": rows,
+        "notes": [
+            "Tsit5 with a PID controller, t ∈ [0, 1], float32; trace counter on "
+            "an `eqx.filter_jit`-compiled wrapper (also checked in "
+            "tests/test_fast_paths.py)."
+        ],
+        "targets": targets,
+    }
+
+
+CASES: dict[str, Callable[[Config], dict]] = {
+    "research_kuramoto": research_kuramoto,
+    "research_hopfield_kuramoto": research_hopfield_kuramoto,
+    "dense_limit": dense_limit,
+    "mean_field_scale": mean_field_scale,
+    "additive_scale": additive_scale,
+    "crossover": crossover,
+    "adjoints": adjoints,
+    "compile_time": compile_time,
+}
+
+
+# ------------------------------------------------------------------ reporting
+
+
+def _cell(value) -> str:
+    return str(value).replace("|", "\\|")
+
+
+def render_table(result: dict) -> str:
+    columns = result["columns"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in result["rows"]:
+        lines.append("| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(results: dict, machine: dict) -> str:
+    out = [
+        f"Measured {machine['date']} on {machine['cpu']} ({machine['cores']} cores), "
+        f"{machine['platform']}, jax {machine['jax']}, jaxlib {machine['jaxlib']}, "
+        f"Python {machine['python']}; load average at start "
+        f"{machine.get('load_start')}, at end {machine.get('load_end')}. "
+        f"Command: `{machine['command']}`.",
+        "",
+    ]
+    summary = []
+    for name, result in results.items():
+        for t in result.get("targets", []):
+            met = {True: "met", False: "**not met**", None: "(quick run)"}[t["met"]]
+            summary.append(f"| {_cell(t['target'])} | {_cell(t['measured'])} | {met} |")
+    if summary:
+        out += ["| target | measured | |", "|---|---|---|", *summary, ""]
+    for name, result in results.items():
+        out.append(f"### {result['title']}")
+        out.append("")
+        out.append(render_table(result))
+        out.append("")
+        for note in result.get("notes", []):
+            out.append(f"- {note}")
+        load = result.get("load")
+        if load:
+            out.append(f"- Load average during this case: {load[0]} → {load[1]}.")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,314 @@
+r"""Fast formulations of edge couplings (private).
+
+Two ways to evaluate a coupling over an undirected edge list, with the same results up
+to float rounding:
+
+- *segment*: gather both endpoints of every edge, evaluate the interaction per edge and
+  sum per node with `jax.ops.segment_sum`: $O(E D)$ work, but the scatter-add that sums
+  per node runs one edge at a time on CPU.
+- *dense-masked*: the per-edge parameters are scattered once into $N\times N$ matrices
+  (zero off the graph), the Gram matrix $G = X X^\top$ is formed, the interaction is
+  applied elementwise to $G$ and the drive is one matrix product
+  $(\varphi'(G)\circ M)X$: $O(N^2 D)$ work, all of it matrix products and elementwise
+  maps.
+
+Dense-masked wins once the graph is dense enough (see `DENSE_THRESHOLD`). Under `vmap`
+the dense form would materialise a `(batch, N, N)` array and become memory-bound; it is
+therefore wrapped in `per_sample`, a primitive that, when batched, runs its function
+sample by sample (`lax.map`, in chunks small enough that each chunk's $N\times N$
+intermediates stay in cache) and that stays sample by sample under `jvp`, `grad`,
+transposition and nested `vmap`.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.extend import core as jex_core
+from jax.interpreters import ad, batching, mlir
+from jaxtyping import Array, Float, Int, PyTree
+
+
+# Graph density (fraction of the N(N-1)/2 pairs that are edges) from which `"auto"`
+# evaluates a closed-form interaction (linear, relu, tanh, sigmoid) densely. Measured on
+# a 2-core CPU at N = 896, D = 5, batch 100 (see benchmarks/README.md, "crossover").
+DENSE_THRESHOLD = 0.02
+# The same for interactions whose derivative is a learned function (MLP, user
+# functions): the dense form evaluates it on all N^2 pairs instead of 2E.
+DENSE_THRESHOLD_LEARNED = 0.5
+# The dense form is never chosen automatically beyond this many nodes (N^2 memory).
+DENSE_MAX_NODES = 8192
+# Target number of elements of one chunk's N x N intermediates under `vmap`.
+_CHUNK_ELEMENTS = 2**18
+
+METHODS = ("auto", "segment", "dense")
+
+
+def check_method(call: str, method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(
+            f"`{call}(method=...)` must be one of {', '.join(map(repr, METHODS))}; got "
+            f"{method!r}."
+        )
+
+
+def density(num_edges: int, n: int) -> float:
+    """The fraction of the $N(N-1)/2$ node pairs that are edges."""
+    return 0.0 if n < 2 else 2.0 * num_edges / (n * (n - 1))
+
+
+def choose_dense(method: str, num_edges: int, n: int, threshold: float) -> bool:
+    """Whether to use the dense-masked form: `method="dense"`, or `"auto"` with a graph
+    at least `threshold` dense and at most `DENSE_MAX_NODES` nodes."""
+    if method == "dense":
+        return True
+    if method == "segment":
+        return False
+    return n <= DENSE_MAX_NODES and density(num_edges, n) >= threshold
+
+
+def chunk_size(n: int) -> int:
+    """How many samples `per_sample` evaluates together under `vmap` for `n` nodes."""
+    return max(1, _CHUNK_ELEMENTS // max(1, n * n))
+
+
+# ----------------------------------------------------------------- per-sample primitive
+
+per_sample_p = jex_core.Primitive("hopkur_per_sample")
+per_sample_p.multiple_results = True
+
+
+def _bind(args, jaxpr, batch_size):
+    return per_sample_p.bind(*args, jaxpr=jaxpr, batch_size=batch_size)
+
+
+def _struct(x) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x))
+
+
+def per_sample(fun: Callable[[PyTree], PyTree], args: PyTree, *, batch_size: int):
+    """Calls `fun(args)`; under `vmap`, evaluates it on `batch_size` samples at a time
+    (`lax.map`) instead of vectorising it over the whole batch.
+
+    `fun` must use no closed-over arrays: everything it needs comes through `args` (any
+    pytree; its non-array leaves are passed through as they are). Differentiable in both
+    modes, to any order; the derivatives are again evaluated sample by sample.
+    """
+    dynamic, static = eqx.partition(args, eqx.is_array)
+    flat, tree = jax.tree.flatten(dynamic)
+    out_tree = []
+
+    def flat_fun(*leaves):
+        out = fun(eqx.combine(jax.tree.unflatten(tree, leaves), static))
+        out, t = jax.tree.flatten(out)
+        out_tree.append(t)
+        return out
+
+    jaxpr = jax.make_jaxpr(flat_fun)(*map(_struct, flat))
+    return jax.tree.unflatten(out_tree[0], _bind(flat, jaxpr, batch_size))
+
+
+def _impl(*args, jaxpr, batch_size):
+    del batch_size
+    return jex_core.jaxpr_as_fun(jaxpr)(*args)
+
+
+def _abstract_eval(*args, jaxpr, batch_size):
+    del args, batch_size
+    return jaxpr.out_avals
+
+
+def _zero_tangent(x):
+    if jnp.issubdtype(jnp.result_type(x), jnp.inexact):
+        return jnp.zeros(jnp.shape(x), jnp.result_type(x))
+    return np.zeros(jnp.shape(x), jax.dtypes.float0)
+
+
+def _jvp(primals, tangents, *, jaxpr, batch_size):
+    out = _bind(primals, jaxpr, batch_size)
+    nonzero = [type(t) is not ad.Zero for t in tangents]
+    if not any(nonzero):
+        return out, [ad.Zero.from_primal_value(o) for o in out]
+    fun = jex_core.jaxpr_as_fun(jaxpr)
+    n = len(primals)
+
+    def tangent_fun(*args):
+        ps, ts = args[:n], iter(args[n:])
+        ts = [next(ts) if nz else _zero_tangent(p) for p, nz in zip(ps, nonzero)]
+        return jax.jvp(fun, tuple(ps), tuple(ts))[1]
+
+    ts = [t for t in tangents if type(t) is not ad.Zero]
+    tangent_jaxpr = jax.make_jaxpr(tangent_fun)(*map(_struct, [*primals, *ts]))
+    return out, _bind([*primals, *ts], tangent_jaxpr, batch_size)
+
+
+def _transpose(cts, *args, jaxpr, batch_size):
+    linear = [ad.is_undefined_primal(a) for a in args]
+    residuals = [a for a, lin in zip(args, linear) if not lin]
+    linear_structs = [
+        jax.ShapeDtypeStruct(a.aval.shape, a.aval.dtype)
+        for a, lin in zip(args, linear)
+        if lin
+    ]
+    cts = [ad.instantiate_zeros(c) for c in cts]
+    fun = jex_core.jaxpr_as_fun(jaxpr)
+    num_res = len(residuals)
+
+    def transposed_fun(*res_and_cts):
+        res, ct = res_and_cts[:num_res], list(res_and_cts[num_res:])
+
+        def linear_fun(*lin):
+            res_it, lin_it = iter(res), iter(lin)
+            return fun(*[next(lin_it) if m else next(res_it) for m in linear])
+
+        return jax.linear_transpose(linear_fun, *linear_structs)(ct)
+
+    t_jaxpr = jax.make_jaxpr(transposed_fun)(*map(_struct, [*residuals, *cts]))
+    outs = iter(_bind([*residuals, *cts], t_jaxpr, batch_size))
+    return [next(outs) if lin else None for lin in linear]
+
+
+def _batch(args, dims, *, jaxpr, batch_size):
+    size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
+    fun = jex_core.jaxpr_as_fun(jaxpr)
+    mapped = [jnp.moveaxis(a, d, 0) for a, d in zip(args, dims) if d is not None]
+
+    def one(batched):
+        it = iter(batched)
+        return fun(*[next(it) if d is not None else a for a, d in zip(args, dims)])
+
+    if batch_size >= size:
+        outs = jax.vmap(one)(mapped)
+    else:
+        outs = lax.map(one, mapped, batch_size=batch_size if batch_size > 1 else None)
+    return outs, [0] * len(outs)
+
+
+per_sample_p.def_impl(_impl)
+per_sample_p.def_abstract_eval(_abstract_eval)
+mlir.register_lowering(per_sample_p, mlir.lower_fun(_impl, multiple_results=True))
+ad.primitive_jvps[per_sample_p] = _jvp
+ad.primitive_transposes[per_sample_p] = _transpose
+batching.primitive_batchers[per_sample_p] = _batch
+
+
+# ----------------------------------------------------------- dense edge parameters
+
+
+def dense_symmetric(
+    values: Float[Array, " e"], edges: Int[Array, "e 2"], n: int
+) -> Float[Array, "n n"]:
+    """The symmetric `(n, n)` matrix with `values[e]` at `(i, j)` and `(j, i)` for each
+    edge `e = (i, j)` and zeros elsewhere (one scatter of `2E` scalars)."""
+    i, j = edges[:, 0], edges[:, 1]
+    index = jnp.concatenate([i * n + j, j * n + i])
+    flat = jnp.zeros((n * n,), jnp.result_type(values))
+    flat = flat.at[index].set(jnp.concatenate([values, values]), unique_indices=True)
+    return flat.reshape(n, n)
+
+
+def adjacency(edges: Int[Array, "e 2"], n: int, dtype) -> Float[Array, "n n"]:
+    """The 0/1 adjacency matrix of `edges` as floats of `dtype`."""
+    return dense_symmetric(jnp.ones(edges.shape[:1], dtype), edges, n)
+
+
+# Interactions whose potential and derivative vanish when all their (per-edge)
+# parameters vanish: scattered with zeros off the graph, they need no mask.
+_LINEAR_IN_PARAMETERS = (
+    "LinearInteraction",
+    "ReluInteraction",
+    "TanhInteraction",
+    "SigmoidInteraction",
+    "MLPInteraction",
+)
+CLOSED_FORM = (
+    "LinearInteraction",
+    "ReluInteraction",
+    "TanhInteraction",
+    "SigmoidInteraction",
+)
+
+
+def _per_edge_where(interaction) -> Callable[[Any], Any] | None:
+    name = type(interaction).__name__
+    if name in ("LinearInteraction",):
+        return lambda m: (m.k,)
+    if name in ("ReluInteraction", "TanhInteraction", "SigmoidInteraction"):
+        return lambda m: (m.a, m.b)
+    if name == "MLPInteraction":
+        return lambda m: (m.scale,)
+    return None
+
+
+def dense_interaction(interaction, edges: Int[Array, "e 2"], n: int):
+    """The interaction with each per-edge parameter (shape `(E,)`) replaced by its
+    flattened symmetric `(n * n,)` dense form, so that it can be applied elementwise to
+    a flattened Gram matrix; and whether the result must still be multiplied by the
+    adjacency mask (when some parameter is shared by all edges, or the interaction is
+    not known to vanish with its parameters).
+
+    For the built-in interactions the per-edge parameters are their coefficient fields
+    (for `MLPInteraction`, `scale`); for any other interaction, every array leaf of
+    shape `(E,)`.
+    """
+    e = edges.shape[0]
+    scatter = lambda p: dense_symmetric(p, edges, n).reshape(n * n)
+    where = _per_edge_where(interaction)
+    if where is not None:
+        params = where(interaction)
+        per_edge = [jnp.ndim(p) == 1 for p in params]
+        new = tuple(scatter(p) if pe else p for p, pe in zip(params, per_edge))
+        dense = eqx.tree_at(where, interaction, new)
+        needs_mask = not (
+            all(per_edge) and type(interaction).__name__ in _LINEAR_IN_PARAMETERS
+        )
+        return dense, needs_mask
+    is_edge_leaf = lambda p: eqx.is_array(p) and jnp.shape(p) == (e,)
+    dense = jax.tree.map(lambda p: scatter(p) if is_edge_leaf(p) else p, interaction)
+    return dense, True
+
+
+def _gram(x):
+    return x @ x.T
+
+
+def masked_gram_drive(args) -> Float[Array, "n d"]:
+    r"""$(\varphi'(X X^\top) \circ M) X$ for one sample; `args = (x, interaction, mask)`
+    with a dense interaction from `dense_interaction` and `mask` `None` or `(n, n)`."""
+    x, interaction, mask = args
+    n = x.shape[0]
+    w = interaction.derivative(_gram(x).reshape(n * n)).reshape(n, n)
+    if mask is not None:
+        w = w * mask
+    return w @ x
+
+
+def masked_gram_energy(args) -> Float[Array, ""]:
+    r"""$-\tfrac12 \sum_{ij} M_{ij}\varphi_{ij}(x_i\cdot x_j)$ for one sample (each edge
+    once: the diagonal is masked out)."""
+    x, interaction, mask = args
+    n = x.shape[0]
+    phi = interaction.potential(_gram(x).reshape(n * n)).reshape(n, n)
+    if mask is not None:
+        phi = phi * mask
+    return -0.5 * jnp.sum(phi)
+
+
+def coupling_drives(args) -> tuple[Float[Array, " n"], Float[Array, "n d"]]:
+    r"""Dense drives of a Hopfield–Kuramoto edge coupling with coefficient matrix $C$:
+    $v = (C \circ X X^\top) g$ and $u = g \circ C (g \circ X)$, for one sample."""
+    g, x, c = args
+    gx = g[:, None] * x
+    v = (c * _gram(x)) @ g
+    u = g[:, None] * (c @ gx)
+    return v, u
+
+
+def coupling_energy(args) -> Float[Array, ""]:
+    r"""$\tfrac12 g^\top (C \circ X X^\top) g$ for one sample."""
+    g, x, c = args
+    return 0.5 * jnp.dot(g, (c * _gram(x)) @ g)

@@ -1,0 +1,1 @@
+"""Small trained checkpoints shipped with hopkur (loaded with importlib.resources)."""

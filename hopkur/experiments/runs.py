@@ -1,0 +1,434 @@
+"""Configured runs of the research note's experiments, shared by `hopkur classify`,
+`hopkur edit` and `hopkur demo`: data loading, model construction, training and the
+metrics each run reports.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from hopkur.data import load_digits, load_mnist
+
+from .classifiers import (
+    AbstractClassifier,
+    classification_loss,
+    HopfieldClassifier,
+    HopfieldKuramotoClassifier,
+    KuramotoClassifier,
+)
+from .editing import (
+    edit_batch_sampler,
+    edit_loss,
+    EditedClassifier,
+    evaluate_edit,
+    make_edited_classifier,
+)
+from .training import (
+    accuracy,
+    batch_rng,
+    confusion_matrix,
+    make_optimiser,
+    predict,
+    train,
+    TrainResult,
+)
+
+
+MODELS = ("hopfield", "kuramoto", "hopfield-kuramoto")
+DATASETS = ("digits", "mnist")
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """Settings of a classification run (the defaults are those of `hopkur demo`).
+
+    - `model`: `"hopfield"`, `"kuramoto"` or `"hopfield-kuramoto"`.
+    - `data`: `"digits"` (built in) or `"mnist"` (IDX files in `mnist_dir`).
+    - `mnist_dir`: the folder of the MNIST files.
+    - `train_limit`, `test_limit`: use only the first so many samples (0: all).
+    - `extra`: hidden units; `dim`: oscillator dimension $D$; `graph_k`: 0 for dense
+        couplings, else small-world neighbours; `lagrangian`, `interaction`: see the
+        classifiers.
+    - `optimiser` (`"lion"`, `"adam"`), `lr`, `decay_every` (0: constant rate),
+        `steps`, `batch_size`.
+    - `noise`: standard deviation of Gaussian noise added to the training images of
+        each batch (a regulariser; 0 to switch off).
+    - `eval_every`: steps between test-accuracy evaluations for the learning curve
+        (0: only at the end).
+    - `seed`: seeds the initialisation, the batches and the noise.
+    - `x64`: train in float64.
+    """
+
+    model: str = "hopfield"
+    data: str = "digits"
+    mnist_dir: str | None = None
+    train_limit: int = 0
+    test_limit: int = 0
+    extra: int = 100
+    dim: int = 4
+    graph_k: int = 0
+    lagrangian: str = "tanh"
+    interaction: str = "linear"
+    optimiser: str = "lion"
+    lr: float = 1e-3
+    decay_every: int = 0
+    steps: int = 1000
+    batch_size: int = 100
+    noise: float = 0.2
+    eval_every: int = 250
+    seed: int = 0
+    x64: bool = False
+
+    def key(self) -> str:
+        """A short hash of the settings that change the trained model."""
+        fields = dataclasses.asdict(self)
+        fields.pop("eval_every")
+        text = json.dumps(fields, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class EditConfig:
+    """Settings of a memory-editing run.
+
+    - `task`: `"swap"` or `"conflate"`; `variant`: `"non-associative"` or
+        `"associative"`.
+    - `mode`: `"additive"` or `"multiplicative"`; `graph_k`: 0 for the all-to-all
+        (low-rank) correction, else the small-world neighbours of the coupling graph;
+        `oscillator_k`: 0 for one mean-field coupling among the oscillators, else the
+        neighbours of their small-world graph; `dim`: $D$; `alpha`: initial $\\alpha$;
+        `encoder_rank`: the context encoder's bottleneck.
+    - `optimiser`, `lr`, `decay_every`, `steps`, `batch_size`, `eval_every`, `seed`:
+        as for `ClassifyConfig`.
+    """
+
+    task: str = "swap"
+    variant: str = "non-associative"
+    mode: str = "additive"
+    dim: int = 8
+    graph_k: int = 0
+    oscillator_k: int = 0
+    alpha: float = 0.05
+    encoder_rank: int = 8
+    optimiser: str = "lion"
+    lr: float = 3e-3
+    decay_every: int = 0
+    steps: int = 400
+    batch_size: int = 100
+    eval_every: int = 0
+    seed: int = 0
+
+
+def load_dataset(
+    config: ClassifyConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`(train_images, train_labels, test_images, test_labels)` for a configuration:
+    the built-in digits (fixed split, see `hopkur.data.load_digits`) or MNIST from
+    `config.mnist_dir`, cut to `train_limit` / `test_limit` samples if set."""
+    if config.data == "digits":
+        xtr, ytr = load_digits("train")
+        xte, yte = load_digits("test")
+    elif config.data == "mnist":
+        if not config.mnist_dir:
+            raise ValueError("`load_dataset`: data 'mnist' needs `mnist_dir`.")
+        xtr, ytr = load_mnist(config.mnist_dir, "train")
+        xte, yte = load_mnist(config.mnist_dir, "test")
+    else:
+        raise ValueError(
+            f"`load_dataset`: data must be one of {DATASETS}; got {config.data!r}."
+        )
+    if config.train_limit:
+        xtr, ytr = xtr[: config.train_limit], ytr[: config.train_limit]
+    if config.test_limit:
+        xte, yte = xte[: config.test_limit], yte[: config.test_limit]
+    return xtr, ytr, xte, yte
+
+
+def dtype_of(x64: bool):
+    """float64 if `x64` (which needs `jax_enable_x64`), else float32."""
+    if x64 and not jax.config.read("jax_enable_x64"):
+        raise ValueError("float64 needs `jax.config.update('jax_enable_x64', True)`.")
+    return jnp.float64 if x64 else jnp.float32
+
+
+def make_classifier(config: ClassifyConfig, num_inputs: int) -> AbstractClassifier:
+    """The untrained classifier of a configuration."""
+    key = jr.key(config.seed)
+    dtype = dtype_of(config.x64)
+    graph_k = config.graph_k or None
+    if config.model == "hopfield":
+        return HopfieldClassifier(
+            num_inputs,
+            config.extra,
+            lagrangian=config.lagrangian,
+            graph_k=graph_k,
+            dtype=dtype,
+            key=key,
+        )
+    if config.model == "kuramoto":
+        return KuramotoClassifier(
+            num_inputs,
+            config.extra,
+            dim=config.dim,
+            graph_k=graph_k,
+            interaction=config.interaction,
+            dtype=dtype,
+            key=key,
+        )
+    if config.model == "hopfield-kuramoto":
+        return HopfieldKuramotoClassifier(
+            num_inputs,
+            config.extra,
+            dim=config.dim,
+            lagrangian=config.lagrangian,
+            graph_k=graph_k,
+            interaction=config.interaction,
+            dtype=dtype,
+            key=key,
+        )
+    raise ValueError(f"model must be one of {MODELS}; got {config.model!r}.")
+
+
+def classification_sampler(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    batch_size: int,
+    noise: float,
+    seed: int,
+    dtype,
+) -> Callable[[int], tuple]:
+    """`step -> (images, labels)`: a batch drawn without replacement by
+    `default_rng([seed, step])`, plus Gaussian pixel noise of standard deviation
+    `noise`."""
+    batch_size = min(batch_size, labels.shape[0])
+
+    def sample(step: int):
+        rng = batch_rng(seed, step)
+        idx = rng.choice(labels.shape[0], batch_size, replace=False)
+        x = images[idx]
+        if noise:
+            x = x + noise * rng.standard_normal(x.shape)
+        return jnp.asarray(x, dtype), jnp.asarray(labels[idx])
+
+    return sample
+
+
+def _classify_loss(model, batch):
+    images, labels = batch
+    return classification_loss(model(images), labels)
+
+
+def _count_parameters(model) -> int:
+    params, _ = eqx.partition(model, model.trainable_filter())
+    leaves = jax.tree_util.tree_leaves(params)
+    return int(sum(np.size(leaf) for leaf in leaves))
+
+
+def run_classify(
+    config: ClassifyConfig,
+    data: tuple | None = None,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    description: str | None = None,
+) -> tuple[AbstractClassifier, dict[str, Any], TrainResult]:
+    """Trains and evaluates one classifier.
+
+    **Arguments:**
+
+    - `config`: the settings.
+    - `data`: `(train_images, train_labels, test_images, test_labels)`, or `None` to
+        load them from the configuration.
+    - `checkpoint`, `resume`, `progress`: as for `hopkur.experiments.train`.
+        (Keyword only arguments.)
+    - `description`: the progress bar's label. (Keyword only argument.)
+
+    **Returns:**
+
+    `(model, metrics, result)`: the trained classifier, a metrics dictionary
+    (`train_accuracy`, `test_accuracy`, `confusion` (test, rows = true labels),
+    `parameters`, `train_seconds`, `learning_curve`) and the `TrainResult`.
+    """
+    xtr, ytr, xte, yte = load_dataset(config) if data is None else data
+    model = make_classifier(config, xtr.shape[1])
+    dtype = model.dtype
+    sampler = classification_sampler(
+        xtr,
+        ytr,
+        batch_size=config.batch_size,
+        noise=config.noise,
+        seed=config.seed,
+        dtype=dtype,
+    )
+
+    def evaluate(m):
+        return {"test_accuracy": accuracy(predict(m, xte), yte)}
+
+    result = train(
+        model,
+        _classify_loss,
+        sampler,
+        optimiser=make_optimiser(
+            config.optimiser, config.lr, decay_every=config.decay_every or None
+        ),
+        steps=config.steps,
+        filter_spec=model.trainable_filter(),
+        evaluate=evaluate,
+        metric_names=("test_accuracy",),
+        eval_every=config.eval_every or None,
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=progress,
+        description=description or f"train {config.model}",
+    )
+    model = result.model
+    t0 = time.perf_counter()
+    test_pred = predict(model, xte, progress=progress, description="test")
+    train_pred = predict(model, xtr, progress=progress, description="train set")
+    metrics = {
+        "model": config.model,
+        "train_accuracy": accuracy(train_pred, ytr),
+        "test_accuracy": accuracy(test_pred, yte),
+        "confusion": confusion_matrix(test_pred, yte).tolist(),
+        "parameters": _count_parameters(model),
+        "num_units": int(model.num_units),  # pyright: ignore
+        "train_seconds": result.seconds,
+        "eval_seconds": time.perf_counter() - t0,
+        "learning_curve": {
+            "loss": [None if np.isnan(v) else float(v) for v in result.losses],
+            **result.evaluations,
+        },
+    }
+    return model, metrics, result
+
+
+def run_edit(
+    config: EditConfig,
+    frozen: HopfieldClassifier,
+    data: tuple,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    description: str | None = None,
+) -> tuple[EditedClassifier, dict[str, Any], TrainResult]:
+    """Edits a frozen Hopfield classifier and reports the edit metrics of
+    `hopkur.experiments.evaluate_edit` for the frozen network (`baseline`) and the
+    edited one (`edited`).
+
+    **Arguments:**
+
+    - `config`: the edit.
+    - `frozen`: the pre-trained classifier.
+    - `data`: `(train_images, train_labels, test_images, test_labels)`.
+    - `checkpoint`, `resume`, `progress`, `description`: as for `run_classify`.
+        (Keyword only arguments.)
+
+    **Returns:**
+
+    `(model, metrics, result)`. `metrics` holds `baseline` and `edited` (metric
+    dictionaries), `confusion_before` / `confusion_after` (test, against the original
+    labels; associative: with a "1" context), `parameters` (trained scalars),
+    `full_update_parameters` ($N^2$), `is_low_rank`, `train_seconds` and
+    `learning_curve`.
+    """
+    xtr, ytr, xte, yte = data
+    model = make_edited_classifier(
+        frozen,
+        config.variant,  # pyright: ignore
+        dim=config.dim,
+        mode=config.mode,  # pyright: ignore
+        graph_k=config.graph_k or None,
+        oscillator_k=config.oscillator_k or None,
+        alpha=config.alpha,
+        encoder_rank=config.encoder_rank,
+        key=jr.key(config.seed + 1),
+    )
+    sampler = edit_batch_sampler(
+        xtr,
+        ytr,
+        config.task,
+        config.variant,
+        batch_size=min(config.batch_size, ytr.shape[0]),
+        seed=config.seed,
+        dtype=model.dtype,
+    )
+    eval_seed = config.seed + 12345
+
+    def evaluate(m):
+        metrics, _, _ = evaluate_edit(
+            m, xte, yte, config.task, config.variant, seed=eval_seed
+        )
+        return {
+            "edited_task": metrics["edited_task"],
+            "untouched": metrics["untouched"],
+        }
+
+    result = train(
+        model,
+        edit_loss,
+        sampler,
+        optimiser=make_optimiser(
+            config.optimiser, config.lr, decay_every=config.decay_every or None
+        ),
+        steps=config.steps,
+        filter_spec=model.trainable_filter(),
+        evaluate=evaluate,
+        metric_names=("edited_task", "untouched"),
+        eval_every=config.eval_every or None,
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=progress,
+        description=description or f"edit {config.task} {config.variant}",
+    )
+    model = result.model
+    baseline, base_pred, _ = evaluate_edit(
+        frozen,
+        xte,
+        yte,
+        config.task,
+        config.variant,
+        seed=eval_seed,
+        uses_context=False,
+        progress=progress,
+    )
+    edited, pred, target = evaluate_edit(
+        model, xte, yte, config.task, config.variant, seed=eval_seed, progress=progress
+    )
+    n = yte.shape[0]
+    if config.variant == "associative":
+        # The first n pairs carry a "1" context: the confusion matrix of the edit.
+        base_pred, pred = base_pred[:n], pred[:n]
+    correction = model.correction
+    metrics = {
+        "task": config.task,
+        "variant": config.variant,
+        "baseline": baseline,
+        "edited": edited,
+        "confusion_before": confusion_matrix(base_pred, yte).tolist(),
+        "confusion_after": confusion_matrix(pred, yte).tolist(),
+        "parameters": correction.num_parameters,
+        "full_update_parameters": correction.num_full_update_parameters,
+        "is_low_rank": correction.is_low_rank,
+        "alpha": float(correction.alpha),
+        "train_seconds": result.seconds,
+        "learning_curve": {
+            "loss": [None if np.isnan(v) else float(v) for v in result.losses],
+            **result.evaluations,
+        },
+    }
+    del target
+    return model, metrics, result

@@ -1,0 +1,402 @@
+"""AKOrN Sudoku: training, evaluation with test-time extension and energy-based voting.
+
+A run folder holds `config.json` (the model and training settings), `checkpoint.eqx`
+(the model's leaves, `equinox.tree_serialise_leaves`), `opt_state.eqx` and `state.json`
+(iteration, elapsed training time, for `--resume`), and `metrics.jsonl` (one JSON line
+per evaluation). Every file is written atomically, so an interrupted run leaves a
+loadable checkpoint.
+"""
+
+import importlib.resources
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from ..commands._common import atomic_save_eqx, atomic_write_bytes, atomic_write_json
+from ..data.sudoku import augment, is_valid_solution, sudoku_dataset
+from ..nn import SudokuAKOrN, SudokuTransformer
+
+
+DEFAULTS: dict[str, Any] = {
+    # model
+    "model": "akorn",  # "akorn" or "transformer"
+    "coupling": "relational",  # AKOrN coupling: "relational" or "attention"
+    "channels": 64,
+    "dim": 4,
+    "steps": 4,
+    "blocks": 8,
+    "gamma": 0.5,
+    "omega": "group",
+    "heads": 4,
+    "structured": True,  # attention masked to row/column/box peers
+    # training
+    "lr": 2e-3,
+    "weight_decay": 1e-4,
+    "batch": 64,
+    "train_size": 30000,
+    "time_budget": 3600.0,
+    "max_iters": 1_000_000,
+    "warmup": 100,
+    "eval_every": 300.0,
+    "eval_size": 500,
+    "checkpoint_every": 120.0,
+    "seed": 0,
+    "data_seed": 0,
+}
+
+MODEL_KEYS = (
+    "model",
+    "coupling",
+    "channels",
+    "dim",
+    "steps",
+    "blocks",
+    "gamma",
+    "omega",
+    "heads",
+    "structured",
+)
+
+
+def build_model(config: dict[str, Any], *, key, dtype=None) -> eqx.Module:
+    """Builds the model described by the model keys of `config` (see `DEFAULTS`)."""
+    cfg = {**DEFAULTS, **config}
+    if cfg["model"] == "akorn":
+        return SudokuAKOrN(
+            cfg["channels"],
+            cfg["dim"],
+            steps=cfg["steps"],
+            blocks=cfg["blocks"],
+            gamma=cfg["gamma"],
+            coupling=cfg["coupling"],
+            num_heads=cfg["heads"],
+            structured=cfg["structured"],
+            omega=cfg["omega"],
+            dtype=dtype,
+            key=key,
+        )
+    if cfg["model"] == "transformer":
+        return SudokuTransformer(
+            cfg["channels"],
+            blocks=cfg["blocks"],
+            num_heads=cfg["heads"],
+            structured=cfg["structured"],
+            dtype=dtype,
+            key=key,
+        )
+    raise ValueError(
+        f"`build_model(config)` needs model 'akorn' or 'transformer'; got "
+        f"{cfg['model']!r}."
+    )
+
+
+def count_parameters(model) -> int:
+    """The number of trainable floating-point numbers in `model`."""
+    leaves = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))
+    return int(sum(x.size for x in leaves))
+
+
+def _saved_dtype(path: Path):
+    # Checkpoints are written in the dtype they were trained in: float32 unless the
+    # run used --x64. Read the first leaf's header (numpy .npy format) to find out.
+    with open(path, "rb") as f:
+        header = f.read(128)
+    return jnp.float64 if b"<f8" in header else jnp.float32
+
+
+def load_model(folder: str | Path, name: str = "checkpoint.eqx"):
+    """Loads `(model, config)` from a folder with `config.json` and `checkpoint.eqx`."""
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text())
+    skeleton = build_model(config, key=jr.key(0), dtype=_saved_dtype(folder / name))
+    with open(folder / name, "rb") as f:
+        model = eqx.tree_deserialise_leaves(f, skeleton)
+    return model, config
+
+
+def load_shipped_model():
+    """Loads `(model, config)` of the small checkpoint shipped in
+    `hopkur/checkpoints`."""
+    files = importlib.resources.files("hopkur.checkpoints")
+    config = json.loads(files.joinpath("sudoku_akorn.json").read_text())
+    # The shipped checkpoint is float32 (also under `jax_enable_x64`).
+    skeleton = build_model(config, key=jr.key(0), dtype=jnp.float32)
+    with files.joinpath("sudoku_akorn.eqx").open("rb") as f:
+        model = eqx.tree_deserialise_leaves(f, skeleton)
+    return model, config
+
+
+# --------------------------------------------------------------------------------------
+# Inference.
+# --------------------------------------------------------------------------------------
+
+
+@eqx.filter_jit
+def _predict_batch(model, puzzles, keys, blocks, steps):
+    # keys: (votes,) keys; returns boards (batch, 81) and energies (batch,).
+    def one(puzzle, key):
+        logits, energy = model(puzzle, key=key, blocks=blocks, steps=steps)
+        digits = jnp.argmax(logits[-1], axis=-1).astype(puzzle.dtype) + 1
+        return jnp.where(puzzle > 0, puzzle, digits), energy
+
+    def per_vote(key):
+        subkeys = jr.split(key, puzzles.shape[0])
+        return jax.vmap(one)(puzzles, subkeys)
+
+    boards, energies = jax.vmap(per_vote)(keys)  # (votes, batch, 81), (votes, batch)
+    best = jnp.argmin(energies, axis=0)
+    chosen = jnp.take_along_axis(boards, best[None, :, None], axis=0)[0]
+    return chosen, jnp.take_along_axis(energies, best[None], axis=0)[0]
+
+
+def predict(
+    model,
+    puzzles: np.ndarray,
+    *,
+    key,
+    blocks: int | None = None,
+    steps: int | None = None,
+    votes: int = 1,
+    batch: int = 100,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Solves puzzles with the network (never with the exact solver).
+
+    **Arguments:**
+
+    - `model`: a [`hopkur.nn.SudokuAKOrN`][] or [`hopkur.nn.SudokuTransformer`][].
+    - `puzzles`: integer array `(n, 81)`.
+    - `key`: a `jax.random.key` for the random initial oscillators. (Keyword only.)
+    - `blocks`, `steps`: override the number of iterations / Kuramoto steps per
+        iteration (test-time extension). (Keyword only.)
+    - `votes`: energy-based voting: run `votes` random initialisations and keep, per
+        puzzle, the answer whose final energy is lowest. (Keyword only.)
+    - `batch`: puzzles per compiled call. (Keyword only.)
+
+    **Returns:**
+
+    `(boards, energies)`: `int8` boards `(n, 81)` (givens copied) and final energies.
+    """
+    puzzles = np.asarray(puzzles).reshape(-1, 81).astype(np.int32)
+    n = puzzles.shape[0]
+    boards, energies = [], []
+    for start in range(0, n, batch):
+        chunk = puzzles[start : start + batch]
+        pad = batch - chunk.shape[0] if n > batch else 0
+        if pad:
+            chunk = np.concatenate([chunk, np.repeat(chunk[:1], pad, axis=0)])
+        key, sub = jr.split(key)
+        b, e = _predict_batch(
+            model, jnp.asarray(chunk), jr.split(sub, votes), blocks, steps
+        )
+        b, e = np.asarray(b), np.asarray(e)
+        boards.append(b[: b.shape[0] - pad])
+        energies.append(e[: e.shape[0] - pad])
+    return np.concatenate(boards).astype(np.int8), np.concatenate(energies)
+
+
+def evaluate(
+    model,
+    puzzles: np.ndarray,
+    solutions: np.ndarray,
+    *,
+    key,
+    blocks: int | None = None,
+    steps: int | None = None,
+    votes: int = 1,
+    batch: int = 100,
+) -> dict[str, float]:
+    """Cell accuracy on the blanks, board accuracy (every blank right) and the fraction
+    of valid boards (a board may be valid yet differ from the unique solution only if
+    the puzzle had several solutions; for our data the two agree)."""
+    boards, _ = predict(
+        model, puzzles, key=key, blocks=blocks, steps=steps, votes=votes, batch=batch
+    )
+    blanks = puzzles == 0
+    right = (boards == solutions) & blanks
+    cell = float(right.sum() / max(1, blanks.sum()))
+    board = float(np.mean(np.all((boards == solutions) | ~blanks, axis=1)))
+    valid = float(np.mean(is_valid_solution(boards, puzzles)))
+    return {"cell_accuracy": cell, "board_accuracy": board, "valid_fraction": valid}
+
+
+# --------------------------------------------------------------------------------------
+# Training.
+# --------------------------------------------------------------------------------------
+
+
+def _loss(model, puzzles, solutions, keys):
+    logits, _ = jax.vmap(lambda p, k: model(p, key=k))(puzzles, keys)  # (b, L, 81, 9)
+    target = solutions.astype(jnp.int32) - 1
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    nll = -jnp.take_along_axis(logp, target[:, None, :, None], axis=-1)[..., 0]
+    blanks = (puzzles == 0).astype(logits.dtype)[:, None, :]
+    per_block = jnp.sum(nll * blanks, axis=(0, 2)) / jnp.maximum(jnp.sum(blanks), 1.0)
+    # Mean over iterations (deep supervision, as in recurrent relational networks).
+    return jnp.mean(per_block), per_block[-1]
+
+
+def _make_optimiser(weight_decay: float):
+    import optax
+
+    return optax.chain(
+        optax.clip_by_global_norm(1.0),
+        optax.adamw(learning_rate=1.0, weight_decay=weight_decay),
+    )
+
+
+@eqx.filter_jit
+def _train_step(model, opt_state, puzzles, solutions, key, lr, optim):
+    keys = jr.split(key, puzzles.shape[0])
+    (loss, last), grads = eqx.filter_value_and_grad(_loss, has_aux=True)(
+        model, puzzles, solutions, keys
+    )
+    params = eqx.filter(model, eqx.is_inexact_array)
+    updates, opt_state = optim.update(grads, opt_state, params)
+    # adamw with learning rate 1 gives the descent direction; scale it by `lr`.
+    updates = jax.tree_util.tree_map(lambda u: lr.astype(u.dtype) * u, updates)
+    model = eqx.apply_updates(model, updates)
+    return model, opt_state, loss, last
+
+
+def learning_rate(cfg: dict[str, Any], iteration: int, elapsed: float) -> float:
+    """Linear warm-up over `warmup` iterations, then a cosine decay over the time
+    budget (or `max_iters`, whichever is reached first) down to 5% of `lr`."""
+    warm = min(1.0, (iteration + 1) / max(1, cfg["warmup"]))
+    progress = max(elapsed / cfg["time_budget"], iteration / cfg["max_iters"])
+    progress = min(1.0, progress)
+    cosine = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+    return cfg["lr"] * warm * cosine
+
+
+def train(
+    config: dict[str, Any],
+    folder: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Trains a Sudoku model for `config["time_budget"]` seconds of training time.
+
+    **Arguments:**
+
+    - `config`: settings overriding `DEFAULTS`.
+    - `folder`: the run folder (see the module docstring); must exist.
+    - `resume`: continue from the checkpoint in `folder` (its `config.json` wins).
+        (Keyword only.)
+    - `progress`: show a progress bar. (Keyword only.)
+    - `log`: where to send one-line progress messages. (Keyword only.)
+
+    **Returns:**
+
+    The final metrics (also appended to `metrics.jsonl`).
+    """
+    folder = Path(folder)
+    cfg = {**DEFAULTS, **config}
+    model_key, data_key = jr.split(jr.key(cfg["seed"]))
+    optim = _make_optimiser(cfg["weight_decay"])
+    if resume:
+        cfg = {**DEFAULTS, **json.loads((folder / "config.json").read_text())}
+        for k in ("time_budget", "max_iters", "eval_every", "checkpoint_every"):
+            if k in config:
+                cfg[k] = config[k]
+        model, _ = load_model(folder)
+        opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))
+        with open(folder / "opt_state.eqx", "rb") as f:
+            opt_state = eqx.tree_deserialise_leaves(f, opt_state)
+        state = json.loads((folder / "state.json").read_text())
+    else:
+        model = build_model(cfg, key=model_key)
+        opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))
+        state = {"iteration": 0, "elapsed": 0.0}
+    atomic_write_json(folder / "config.json", cfg)
+
+    puzzles, solutions = sudoku_dataset(
+        "train", cfg["train_size"], seed=cfg["data_seed"], progress=progress
+    )
+    test_p, test_s = sudoku_dataset("test", cfg["eval_size"], seed=cfg["data_seed"])
+    rng = np.random.default_rng([cfg["seed"], state["iteration"]])
+    n_params = count_parameters(model)
+    log(f"sudoku train: {cfg['model']} with {n_params} parameters")
+
+    def checkpoint():
+        atomic_save_eqx(folder / "checkpoint.eqx", model)
+        atomic_save_eqx(folder / "opt_state.eqx", opt_state)
+        atomic_write_json(folder / "state.json", state)
+
+    def record(metrics):
+        line = json.dumps(metrics, sort_keys=True) + "\n"
+        path = folder / "metrics.jsonl"
+        old = path.read_bytes() if path.exists() else b""
+        atomic_write_bytes(path, old + line.encode())
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=int(cfg["time_budget"]), unit="s", desc="sudoku train")
+        bar.update(int(state["elapsed"]))
+    last_ckpt = last_eval = state["elapsed"]
+    metrics: dict[str, Any] = {}
+    running = None
+    key = jr.fold_in(data_key, state["iteration"])
+    while (
+        state["elapsed"] < cfg["time_budget"] and state["iteration"] < cfg["max_iters"]
+    ):
+        t0 = time.time()
+        idx = rng.integers(0, puzzles.shape[0], cfg["batch"])
+        p, s = augment(puzzles[idx], solutions[idx], rng)
+        lr = learning_rate(cfg, state["iteration"], state["elapsed"])
+        key, sub = jr.split(key)
+        model, opt_state, loss, last = _train_step(
+            model,
+            opt_state,
+            jnp.asarray(p, jnp.int32),
+            jnp.asarray(s, jnp.int32),
+            sub,
+            jnp.asarray(lr, jnp.float32),
+            optim,
+        )
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"sudoku train: loss became {loss}")
+        running = loss if running is None else 0.98 * running + 0.02 * loss
+        dt = time.time() - t0
+        state["iteration"] += 1
+        state["elapsed"] += dt
+        if bar is not None:
+            bar.update(int(state["elapsed"]) - bar.n)
+            bar.set_postfix(loss=f"{running:.3f}", it=state["iteration"])
+        done = (
+            state["elapsed"] >= cfg["time_budget"]
+            or state["iteration"] >= cfg["max_iters"]
+        )
+        if state["elapsed"] - last_eval >= cfg["eval_every"] or done:
+            last_eval = state["elapsed"]
+            metrics = evaluate(model, test_p, test_s, key=jr.key(1))
+            metrics.update(
+                iteration=state["iteration"],
+                elapsed=round(state["elapsed"], 1),
+                loss=running,
+                last_block_loss=float(last),
+                lr=lr,
+            )
+            record(metrics)
+            log("sudoku train: " + json.dumps(metrics, sort_keys=True))
+        if state["elapsed"] - last_ckpt >= cfg["checkpoint_every"] or done:
+            last_ckpt = state["elapsed"]
+            checkpoint()
+    checkpoint()
+    if bar is not None:
+        bar.close()
+    metrics = {**metrics, "parameters": n_params}
+    return metrics

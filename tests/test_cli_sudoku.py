@@ -1,0 +1,138 @@
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from hopkur.cli import main
+from hopkur.data.sudoku import is_valid_solution, parse_puzzle, sudoku_dataset
+
+
+EASY = (
+    "530070000600195000098000060800060003400803001700020006060000280000419005000080079"
+)
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("123", "expects 81 cells; got 3"),
+        ("x" + EASY[1:], "accepts only the characters"),
+        ("55" + EASY[2:], "digit 5 appears 2 times in row 1"),
+    ],
+)
+def test_solve_rejects_bad_puzzles(text, fragment, capsys):
+    assert main(["sudoku", "solve", text]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1
+    assert err.startswith("hopkur sudoku: error:")
+
+
+def test_solve_unsolvable_puzzle(capsys):
+    # Givens consistent cell by cell, but cell (1, 9) has no candidate left.
+    text = "12345678" + "0" * 8 + "9" + "0" * 64
+    assert main(["sudoku", "solve", text]) == 2
+    assert "no solution" in capsys.readouterr().err
+
+
+def test_solve_exact_is_labelled(capsys):
+    assert main(["sudoku", "solve", EASY, "--exact", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["solver"] == "exact"
+    board = np.array([int(c) for c in result["board"]], dtype=np.int8)
+    assert is_valid_solution(board, parse_puzzle(EASY))
+
+
+def test_solve_network_reports_honestly(capsys):
+    puzzles, _ = sudoku_dataset("test", 3, seed=0)
+    for puzzle in puzzles:
+        text = "".join(map(str, puzzle))
+        code = main(["sudoku", "solve", text, "--json", "--votes", "2"])
+        result = json.loads(capsys.readouterr().out)
+        board = np.array([int(c) for c in result["board"]], dtype=np.int8)
+        valid = bool(is_valid_solution(board, puzzle))
+        assert result["solver"] == "network"
+        assert result["solved"] == valid and code == (0 if valid else 1)
+        if not valid:
+            assert result["violations"] >= 0
+    # The text output of an unsolved board never claims success.
+    code = main(["sudoku", "solve", "".join(map(str, puzzles[0])), "--votes", "1"])
+    out = capsys.readouterr().out
+    assert out.startswith("solved by the network") == (code == 0)
+    assert out.startswith("NOT solved") == (code == 1)
+
+
+def test_train_and_eval(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = [
+        "sudoku",
+        "train",
+        "--out",
+        str(out),
+        "--quiet",
+        "--channels",
+        "8",
+        "--steps",
+        "1",
+        "--blocks",
+        "2",
+        "--batch",
+        "4",
+        "--train-size",
+        "8",
+        "--eval-size",
+        "4",
+        "--max-iters",
+        "3",
+    ]
+    # optax's bias correction needs standard dtype promotion (see test_sudoku_model).
+    with jax.numpy_dtype_promotion("standard"):
+        assert main(args) == 0
+    for name in ("config.json", "checkpoint.eqx", "metrics.json", "COMPLETE"):
+        assert (out / name).exists()
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["iteration"] == 3
+    # A second run into the same folder is refused without --overwrite.
+    assert main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    ev = tmp_path / "eval"
+    assert (
+        main(
+            [
+                "sudoku",
+                "eval",
+                "--checkpoint",
+                str(out),
+                "--out",
+                str(ev),
+                "--quiet",
+                "--n",
+                "4",
+                "--blocks",
+                "1,2",
+                "--votes",
+                "1,2",
+            ]
+        )
+        == 0
+    )
+    table = json.loads((ev / "eval.json").read_text())
+    assert [(r["multiplier"], r["votes"]) for r in table["rows"]] == [
+        (1, 1),
+        (1, 2),
+        (2, 1),
+        (2, 2),
+    ]
+    assert (
+        main(
+            [
+                "sudoku",
+                "eval",
+                "--checkpoint",
+                str(tmp_path / "nope"),
+                "--out",
+                str(tmp_path / "e2"),
+            ]
+        )
+        == 2
+    )

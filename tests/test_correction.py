@@ -1,0 +1,211 @@
+"""LowRankOscillatorCorrection: effective weights, frozen network, gradients."""
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import hopkur
+
+
+N, D, P = 12, 3, 5
+
+
+def _hopfield(seed=0):
+    rng = np.random.default_rng(seed)
+    w = jnp.asarray(rng.standard_normal((N, N)) / np.sqrt(N))
+    b = jnp.asarray(0.1 * rng.standard_normal(N))
+    return hopkur.Hopfield(w, b, hopkur.lagrangian_tanh)
+
+
+def _x_h(seed=1):
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(N))
+
+
+def _final_units(correction, y0):
+    sol = hopkur.simulate(
+        correction,
+        y0,
+        t1=1.0,
+        stepsize_controller=dfx.PIDController(rtol=1e-6, atol=1e-9),
+    )
+    assert sol.ys is not None
+    return sol.ys[0][-1]
+
+
+@eqx.filter_jit
+def _loss_and_grad(correction, x_h, context):
+    def loss(c):
+        return jnp.sum(_final_units(c, c.initial_state(x_h, context))[-3:] ** 2)
+
+    return eqx.filter_value_and_grad(loss)(correction)
+
+
+def test_effective_weights_additive_all_to_all(getkey):
+    hop = _hopfield()
+    c = hopkur.LowRankOscillatorCorrection(hop, D, alpha=0.7, kappa_h=2.0, key=getkey())
+    x = c.initial_oscillators()
+    w_s = 0.5 * (hop.weights + hop.weights.T)
+    expected = w_s + (0.7 / 2.0) * (x @ x.T - jnp.eye(N))
+    assert c.is_low_rank
+    np.testing.assert_allclose(c.effective_weights(), expected, rtol=1e-12, atol=1e-12)
+    # The correction has rank <= D.
+    assert np.linalg.matrix_rank(np.asarray(expected - w_s + 0.35 * jnp.eye(N))) <= D
+
+
+@pytest.mark.parametrize("mode", ["additive", "multiplicative"])
+def test_effective_weights_sparse_and_multiplicative(mode, getkey):
+    hop = _hopfield()
+    edges = np.asarray(hopkur.small_world_edges(getkey(), N, 4, 0.2))
+    c = hopkur.LowRankOscillatorCorrection(
+        hop, D, mode=mode, edges=edges, alpha=0.3, kappa_h=0.5, key=getkey()
+    )
+    x = np.asarray(c.initial_oscillators())
+    w_s = 0.5 * (np.asarray(hop.weights) + np.asarray(hop.weights).T)
+    m = np.zeros((N, N))
+    m[edges[:, 0], edges[:, 1]] = m[edges[:, 1], edges[:, 0]] = 1.0
+    coef = 0.3 * m * (w_s if mode == "multiplicative" else 1.0)
+    expected = w_s + coef * (x @ x.T) / 0.5
+    assert not c.is_low_rank
+    np.testing.assert_allclose(c.effective_weights(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_threshold_dynamics_use_effective_weights(getkey):
+    hop = _hopfield()
+    c = hopkur.LowRankOscillatorCorrection(hop, D, alpha=0.4, kappa_h=1.5, key=getkey())
+    y = c.initial_state(_x_h())
+    dx_h, _ = c.vector_field(0.0, y, None)
+    g = jnp.tanh(y[0])
+    expected = c.effective_weights() @ g - y[0] + hop.bias
+    np.testing.assert_allclose(dx_h, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_parameter_count(getkey):
+    c = hopkur.LowRankOscillatorCorrection(_hopfield(), D, key=getkey())
+    # initial oscillators, alpha and the mean-field coupling strength
+    assert c.num_parameters == N * D + 2
+    assert c.num_full_update_parameters == N * N
+    encoder = hopkur.ContextEncoder(P, N, D, rank=2, key=getkey())
+    c = hopkur.LowRankOscillatorCorrection(
+        _hopfield(), D, encoder=encoder, key=getkey()
+    )
+    assert c.num_parameters == N * D + 2 + (2 * P + 2 + N * D * 2)
+
+
+def _with_encoder(key, alpha=0.2):
+    ekey, ckey = jax.random.split(key)
+    encoder = hopkur.ContextEncoder(P, N, D, rank=2, key=ekey)
+    return hopkur.LowRankOscillatorCorrection(
+        _hopfield(), D, alpha=alpha, encoder=encoder, key=ckey
+    )
+
+
+_CONTEXT = jnp.asarray(np.random.default_rng(3).uniform(size=P))
+
+
+def test_gradients_at_initialisation_and_synchronised_start(getkey):
+    c = _with_encoder(getkey())
+    x_h = _x_h()
+    _, grads = _loss_and_grad(c, x_h, _CONTEXT)
+    # The frozen network gets no gradient; the oscillator side does.
+    for leaf in jax.tree_util.tree_leaves(eqx.filter(grads.hopfield, eqx.is_array)):
+        assert np.all(np.asarray(leaf) == 0)
+    assert float(jnp.linalg.norm(grads.oscillators)) > 1e-3
+    assert float(jnp.linalg.norm(grads.encoder.up)) > 1e-3  # pyright: ignore
+    assert abs(float(grads.alpha)) > 1e-3
+
+    # All oscillators at one point: an equilibrium where those gradients vanish.
+    sync = eqx.tree_at(
+        lambda m: (m.oscillators, m.encoder.up),  # pyright: ignore
+        c,
+        (jnp.tile(c.oscillators[:1], (N, 1)), jnp.zeros_like(c.encoder.up)),  # pyright: ignore
+    )
+    start = np.asarray(sync.initial_oscillators(_CONTEXT))
+    assert np.allclose(start, start[:1])
+    _, grads = _loss_and_grad(sync, x_h, _CONTEXT)
+    assert float(jnp.linalg.norm(grads.oscillators)) < 1e-9
+
+
+def test_frozen_network_not_updated_by_training(getkey):
+    c = _with_encoder(getkey())
+    x_h = _x_h()
+    # Lion has weight decay: without the filter it would move every parameter.
+    optim = optax.lion(1e-2, weight_decay=0.1)
+    params, static = eqx.partition(c, c.trainable_filter())
+    state = optim.init(params)
+    for _ in range(3):
+        _, grads = _loss_and_grad(eqx.combine(params, static), x_h, _CONTEXT)
+        g_params, _ = eqx.partition(grads, c.trainable_filter())
+        updates, state = optim.update(g_params, state, params)
+        params = eqx.apply_updates(params, updates)
+    trained = eqx.combine(params, static)
+    assert bool(eqx.tree_equal(trained.hopfield, c.hopfield))
+    np.testing.assert_array_equal(trained.hopfield.weights, c.hopfield.weights)
+    assert not np.allclose(trained.oscillators, c.oscillators)
+    assert not np.allclose(trained.encoder.up, c.encoder.up)  # pyright: ignore
+    assert float(trained.alpha) != float(c.alpha)
+
+
+def test_context_changes_oscillators(getkey):
+    encoder = hopkur.ContextEncoder(P, N, D, rank=3, key=getkey())
+    c = hopkur.LowRankOscillatorCorrection(
+        _hopfield(), D, encoder=encoder, key=getkey()
+    )
+    rng = np.random.default_rng(0)
+    a = c.initial_oscillators(jnp.asarray(rng.uniform(size=P)))
+    b = c.initial_oscillators(jnp.asarray(rng.uniform(size=P)))
+    np.testing.assert_allclose(jnp.linalg.norm(a, axis=-1), 1.0, rtol=1e-12)
+    assert not np.allclose(a, b)
+    w_a = c.effective_weights(context=jnp.asarray(rng.uniform(size=P)))
+    assert w_a.shape == (N, N)
+
+
+def test_shared_omega_is_not_trained(getkey):
+    omega = jnp.asarray(np.random.default_rng(0).standard_normal((D, D)))
+    kuramoto = hopkur.Kuramoto(hopkur.MeanFieldCoupling(jnp.asarray(0.5)), omega=omega)
+    c = hopkur.LowRankOscillatorCorrection(
+        _hopfield(), D, kuramoto=kuramoto, key=getkey()
+    )
+    spec = c.trainable_filter()
+    assert spec.kuramoto.omega is False
+    assert spec.kuramoto.coupling.strength is True
+    assert spec.oscillators is True and spec.alpha is True
+    assert all(leaf is False for leaf in jax.tree_util.tree_leaves(spec.hopfield))
+
+
+def test_energy_is_lyapunov(getkey):
+    c = hopkur.LowRankOscillatorCorrection(
+        _hopfield(),
+        D,
+        kuramoto=hopkur.Kuramoto(hopkur.MeanFieldCoupling(jnp.asarray(0.3))),
+        alpha=0.5,
+        key=getkey(),
+    )
+    assert bool(c.is_gradient_system)
+    rates = [c.energy_rate(0.0, c.initial_state(_x_h(seed)), None) for seed in range(3)]
+    assert max(float(r) for r in rates) <= 1e-12
+
+
+def test_errors(getkey):
+    hop = _hopfield()
+    with pytest.raises(ValueError, match="dim"):
+        hopkur.LowRankOscillatorCorrection(hop, 1, key=getkey())
+    with pytest.raises((ValueError, TypeError), match="mode"):
+        hopkur.LowRankOscillatorCorrection(hop, D, mode="sideways", key=getkey())  # pyright: ignore
+    with pytest.raises((ValueError, TypeError), match="hopfield"):
+        hopkur.LowRankOscillatorCorrection("W", D, key=getkey())  # pyright: ignore
+    with pytest.raises((ValueError, TypeError)):
+        hopkur.LowRankOscillatorCorrection(
+            hop,
+            D,
+            kuramoto=hopkur.Kuramoto(hopkur.DenseCoupling(jnp.eye(N + 1))),
+            key=getkey(),
+        )
+    c = hopkur.LowRankOscillatorCorrection(hop, D, key=getkey())
+    with pytest.raises(ValueError, match="encoder"):
+        c.initial_oscillators(jnp.zeros(P))
+    with pytest.raises(ValueError, match="rank"):
+        hopkur.ContextEncoder(P, N, D, rank=0, key=getkey())

@@ -1,0 +1,388 @@
+"""The fast formulations: dense-masked vs segment-sum edge couplings (same results),
+the per-sample batching primitive under every transform, no recompilation for new
+parameter values, the naive baseline of the benchmarks, and a smoke run of
+`hopkur bench`."""
+
+import json
+import shutil
+from pathlib import Path
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hopkur
+from hopkur import _sparse
+
+from .helpers import _interaction, _Rng, INTERACTIONS, tree_allclose
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _inexact(tree):
+    return eqx.filter(tree, eqx.is_inexact_array)
+
+
+@eqx.filter_jit
+def _forward(coupling, xs):
+    batched = jax.vmap(coupling.drive)(xs), jax.vmap(coupling.energy)(xs)
+    return batched, coupling.drive(xs[0]), coupling.energy(xs[0])
+
+
+@eqx.filter_jit
+def _gradients(coupling, xs):
+    def loss(c, xs):
+        return jnp.sum(jnp.sin(jax.vmap(c.drive)(xs))) + jnp.sum(jax.vmap(c.energy)(xs))
+
+    grad_params = eqx.filter_grad(loss)(coupling, xs)
+    grad_x = jax.grad(lambda xs: loss(coupling, xs))(xs)
+    return _inexact(grad_params.interaction), grad_x
+
+
+def _edge_couplings(kind, key):
+    r = _Rng(key)
+    n, d = 9, 3
+    edges = r.edges(n)
+    interaction = _interaction(kind, r, edges.shape[0])
+    xs = jnp.stack([r.sphere(n, d) for _ in range(3)])
+    segment = hopkur.EdgeCoupling(edges, interaction, method="segment")
+    dense = hopkur.EdgeCoupling(edges, interaction, method="dense")
+    assert segment.evaluation_method(n) == "segment"
+    assert dense.evaluation_method(n) == "dense"
+    return segment, dense, xs
+
+
+@pytest.mark.parametrize("kind", INTERACTIONS)
+def test_edge_coupling_dense_equals_segment(kind, getkey):
+    segment, dense, xs = _edge_couplings(kind, getkey())
+    tol = dict(rtol=1e-10, atol=1e-10)
+    assert tree_allclose(_forward(dense, xs), _forward(segment, xs), **tol)
+
+
+@pytest.mark.parametrize("kind", ["relu", "function"])
+def test_edge_coupling_gradients_dense_equals_segment(kind, getkey):
+    segment, dense, xs = _edge_couplings(kind, getkey())
+    assert tree_allclose(
+        _gradients(dense, xs), _gradients(segment, xs), rtol=1e-10, atol=1e-10
+    )
+
+
+def test_edge_coupling_shared_parameters_dense_equals_segment(getkey):
+    # Scalar (shared) parameters need the adjacency mask on the dense path.
+    r = _Rng(getkey())
+    n, d = 8, 4
+    edges = r.edges(n, 0.3)
+    interaction = hopkur.TanhInteraction(0.7, -1.3)
+    x = r.sphere(n, d)
+    segment = hopkur.EdgeCoupling(edges, interaction, method="segment")
+    dense = hopkur.EdgeCoupling(edges, interaction, method="dense")
+    assert tree_allclose(dense.drive(x), segment.drive(x), rtol=1e-12, atol=1e-12)
+    assert tree_allclose(dense.energy(x), segment.energy(x), rtol=1e-12, atol=1e-12)
+
+
+def test_auto_chooses_by_density():
+    n = 200
+    relu = lambda e: hopkur.ReluInteraction(jnp.ones(e), jnp.ones(e))
+    sparse_edges = hopkur.ring_edges(n, 2)  # density 0.01
+    dense_edges = hopkur.ring_edges(n, 20)  # density ~0.1
+    assert _sparse.density(len(sparse_edges), n) < _sparse.DENSE_THRESHOLD
+    assert _sparse.density(len(dense_edges), n) > _sparse.DENSE_THRESHOLD
+    sparse = hopkur.EdgeCoupling(sparse_edges, relu(len(sparse_edges)))
+    dense = hopkur.EdgeCoupling(dense_edges, relu(len(dense_edges)))
+    assert sparse.evaluation_method(n) == "segment"
+    assert dense.evaluation_method(n) == "dense"
+    # The explicit override wins.
+    forced = hopkur.EdgeCoupling(sparse_edges, relu(len(sparse_edges)), method="dense")
+    assert forced.evaluation_method(n) == "dense"
+    forced = hopkur.EdgeCoupling(dense_edges, relu(len(dense_edges)), method="segment")
+    assert forced.evaluation_method(n) == "segment"
+    # Learned interactions are evaluated on all N^2 pairs by the dense form: they need
+    # a denser graph.
+    function = hopkur.FunctionInteraction(
+        lambda s, p: p * s**3, jnp.ones(len(dense_edges))
+    )
+    learned = hopkur.EdgeCoupling(dense_edges, function)
+    assert learned.evaluation_method(n) == "segment"
+    complete = hopkur.complete_edges(20)
+    function = hopkur.FunctionInteraction(
+        lambda s, p: p * s**3, jnp.ones(len(complete))
+    )
+    assert hopkur.EdgeCoupling(complete, function).evaluation_method(20) == "dense"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda edges, alpha: hopkur.EdgeCoupling(
+            edges, hopkur.LinearInteraction(alpha), method="fast"
+        ),
+        lambda edges, alpha: hopkur.NetworkCoupling(
+            edges, jnp.ones(len(edges)), method="x"
+        ),
+        lambda edges, alpha: hopkur.AdditiveCoupling(alpha, edges, method="sparse"),
+        lambda edges, alpha: hopkur.MultiplicativeCoupling(alpha, edges, method=""),
+    ],
+)
+def test_bad_method(make):
+    with pytest.raises(ValueError, match=r"^`\w+\(method=\.\.\.\)` must be one of"):
+        make(jnp.asarray(hopkur.ring_edges(6, 2)), 1.0)
+
+
+def _coupled(kind, method, r_seed):
+    r = _Rng(jax.random.key(r_seed))
+    n, d = 8, 3
+    w = r.normal(n, n) / np.sqrt(n)
+    hopfield = hopkur.Hopfield(w, 0.2 * r.normal(n), hopkur.lagrangian_tanh)
+    edges = r.edges(n)
+    e = edges.shape[0]
+    interaction = hopkur.ReluInteraction(r.normal(e), r.normal(e))
+    kuramoto = hopkur.Kuramoto(
+        hopkur.EdgeCoupling(edges, interaction, method=method),
+        field=0.5 * r.normal(n, d),
+    )
+    cedges = r.edges(n, 0.6)
+    if kind == "network":
+        coupling = hopkur.NetworkCoupling(
+            cedges, r.normal(cedges.shape[0]), method=method
+        )
+    elif kind == "additive":
+        coupling = hopkur.AdditiveCoupling(0.7, cedges, method=method)
+    else:
+        coupling = hopkur.MultiplicativeCoupling(-0.4, cedges, method=method)
+    model = hopkur.HopfieldKuramoto(hopfield, kuramoto, coupling, 0.6, 1.7)
+    ys = (
+        jnp.stack([r.normal(n) for _ in range(2)]),
+        jnp.stack([r.sphere(n, d) for _ in range(2)]),
+    )
+    return model, ys
+
+
+@eqx.filter_jit
+def _coupled_outputs(model, ys):
+    fields = jax.vmap(model.vector_field, (None, 0, None))(0.0, ys, None)
+    energies = jax.vmap(model.energy, (0, None))(ys, None)
+
+    def loss(m):
+        f = jax.vmap(m.vector_field, (None, 0, None))(0.0, ys, None)
+        return sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree.leaves(f)) + jnp.sum(
+            jax.vmap(m.energy, (0, None))(ys, None)
+        )
+
+    # (leaves only: the models differ in a static field, `method`)
+    return fields, energies, jax.tree.leaves(_inexact(eqx.filter_grad(loss)(model)))
+
+
+@pytest.mark.parametrize("kind", ["network", "additive", "multiplicative"])
+def test_coupled_dense_equals_segment(kind):
+    segment = _coupled_outputs(*_coupled(kind, "segment", 3))
+    dense = _coupled_outputs(*_coupled(kind, "dense", 3))
+    assert tree_allclose(dense, segment, rtol=1e-10, atol=1e-10)
+
+
+# ------------------------------------------------------------ per-sample primitive
+
+
+def _plain(args):
+    x, a, b = args
+    gram = x @ x.T
+    return (a + b * jnp.tanh(gram)) @ x, jnp.sum(gram * a)
+
+
+def _wrapped(x, a, b, batch_size=2):
+    return _sparse.per_sample(_plain, (x, a, b), batch_size=batch_size)
+
+
+def _reference(x, a, b):
+    return _plain((x, a, b))
+
+
+@pytest.fixture
+def sample_inputs():
+    rng = np.random.default_rng(0)
+    n, d = 5, 3
+    a = rng.standard_normal((n, n))
+    b = rng.standard_normal((n, n))
+    xs = rng.standard_normal(
+        (5, n, d)
+    )  # batch 5 > batch_size 2: chunks and a remainder
+    return jnp.asarray(xs), jnp.asarray(a + a.T), jnp.asarray(b + b.T)
+
+
+def _both(transform, *args):
+    """`transform(f)(*args)` for the wrapped and the reference function, compiled."""
+    return (
+        jax.jit(transform(_wrapped))(*args),
+        jax.jit(transform(_reference))(*args),
+    )
+
+
+def _vm(f):
+    return jax.vmap(f, (0, None, None))
+
+
+def test_per_sample_vmap_and_grad(sample_inputs):
+    xs, a, b = sample_inputs
+    tol = dict(rtol=1e-12, atol=1e-12)
+    assert tree_allclose(*_both(_vm, xs, a, b), **tol)
+    # nested vmap (over parameters too)
+    a2 = jnp.stack([a, 2 * a])
+    assert tree_allclose(
+        *_both(lambda f: jax.vmap(_vm(f), (None, 0, None)), xs, a2, b), **tol
+    )
+
+    def grad_of_vmap(f):
+        def loss(x, a, b):
+            return sum(jnp.sum(jnp.cos(o)) for o in jax.tree.leaves(_vm(f)(x, a, b)))
+
+        return jax.grad(loss, (0, 1, 2))
+
+    assert tree_allclose(*_both(grad_of_vmap, xs, a, b), **tol)
+
+    def vmap_of_grad(f):
+        return _vm(jax.grad(lambda x, a, b: jnp.sum(jnp.sin(f(x, a, b)[0])), (0, 1)))
+
+    assert tree_allclose(*_both(vmap_of_grad, xs, a, b), **tol)
+
+
+def test_per_sample_forward_mode_and_second_order(sample_inputs):
+    xs, a, b = sample_inputs
+    tol = dict(rtol=1e-10, atol=1e-10)
+    assert tree_allclose(*_both(lambda f: jax.jacfwd(f, (0, 1)), xs[0], a, b), **tol)
+    assert tree_allclose(*_both(lambda f: jax.jacrev(f, (0, 2)), xs[0], a, b), **tol)
+    hessian = lambda f: jax.hessian(lambda x, a, b: f(x, a, b)[1])
+    assert tree_allclose(*_both(hessian, xs[0], a, b), **tol)
+
+    def vmap_of_jvp(f):
+        return _vm(lambda x, a, b: jax.jvp(lambda y: f(y, a, b), (x,), (x,)))
+
+    assert tree_allclose(*_both(vmap_of_jvp, xs, a, b), **tol)
+
+
+@pytest.mark.parametrize(
+    "adjoint, retract",
+    [
+        (dfx.RecursiveCheckpointAdjoint(), True),
+        pytest.param(dfx.BacksolveAdjoint(), False, marks=pytest.mark.slow),
+    ],
+    ids=["recursive_checkpoint", "backsolve"],
+)
+def test_dense_path_gradients_through_solves(adjoint, retract, getkey):
+    r = _Rng(getkey())
+    n, d = 7, 3
+    edges = r.edges(n, 0.6)
+    e = edges.shape[0]
+    params = (0.5 * r.normal(e), 0.5 * r.normal(e))
+    y0s = jnp.stack([r.sphere(n, d) for _ in range(3)])
+    field = 0.5 * r.normal(n, d)
+
+    def gradient(method):
+        @eqx.filter_jit
+        def loss(params):
+            interaction = hopkur.ReluInteraction(*params)
+            coupling = hopkur.EdgeCoupling(edges, interaction, method=method)
+            model = hopkur.Kuramoto(coupling, field=field)
+
+            def one(y0):
+                sol = hopkur.simulate(
+                    model,
+                    y0,
+                    t1=0.5,
+                    dt0=0.05,
+                    stepsize_controller=dfx.ConstantStepSize(),
+                    adjoint=adjoint,
+                    retract=retract,
+                )
+                return jnp.sum(sol.ys[-1][:, 0])
+
+            return jnp.sum(jax.vmap(one)(y0s))
+
+        return jax.grad(loss)(params)
+
+    assert tree_allclose(gradient("dense"), gradient("segment"), rtol=1e-9, atol=1e-9)
+
+
+def test_no_recompilation_for_new_parameter_values(getkey):
+    r = _Rng(getkey())
+    n, d = 10, 3
+    edges = r.edges(n, 0.5)
+    e = edges.shape[0]
+    traces = []
+
+    @eqx.filter_jit
+    def solve(model, y0):
+        traces.append(1)
+        return hopkur.simulate(model, y0, t1=0.2).ys
+
+    def model_of(a, b):
+        interaction = hopkur.ReluInteraction(a, b)
+        return hopkur.Kuramoto(hopkur.EdgeCoupling(edges, interaction))
+
+    assert model_of(r.normal(e), r.normal(e)).coupling.evaluation_method(n) == "dense"
+    y0 = r.sphere(n, d)
+    first = solve(model_of(r.normal(e), r.normal(e)), y0)
+    second = solve(model_of(r.normal(e), r.normal(e)), r.sphere(n, d))
+    assert len(traces) == 1
+    assert not jnp.allclose(first, second)
+
+
+# ------------------------------------------------------------------ benchmarks
+
+
+def test_baseline_matches_hopkur():
+    from benchmarks import problems
+
+    for make in (problems.kuramoto, problems.hopfield_kuramoto):
+        problem = make(problems.TINY, dtype=jnp.float64)
+        base, fast = problems.vector_fields(problem)  # auto: dense at this density
+        args = (problem.params, problem.graph, problem.y0)
+        expected = jax.jit(base)(*args)
+        got = jax.jit(fast)(*args)
+        assert tree_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_bench_runner_smoke(tmp_path):
+    from hopkur.cli import main
+
+    suite_copy = tmp_path / "benchmarks"
+    shutil.copytree(
+        REPO / "benchmarks", suite_copy, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    out = tmp_path / "out"
+    code = main(
+        [
+            "bench",
+            "--tiny",
+            "--quiet",
+            "--only",
+            "additive_scale,crossover",
+            "--repeats",
+            "1",
+            "--out",
+            str(out),
+            "--update-readme",
+            "--benchmarks-dir",
+            str(suite_copy),
+        ]
+    )
+    assert code == 0
+    assert (out / "COMPLETE").exists()
+    record = json.loads((out / "results.json").read_text())
+    assert set(record["results"]) == {"additive_scale", "crossover"}
+    assert record["machine"]["cores"] and record["machine"]["jax"] == jax.__version__
+    rows = record["results"]["crossover"]["rows"]
+    assert [row["k"] for row in rows] == [2, 8]
+    assert all(float(row["max |difference|"]) < 1e-4 for row in rows)
+    markdown = (out / "results.md").read_text()
+    assert "| k | density |" in markdown
+    readme = (suite_copy / "README.md").read_text()
+    start, end = (
+        readme.index("<!-- hopkur-bench:start -->"),
+        readme.index("<!-- hopkur-bench:end -->"),
+    )
+    assert "| k | density |" in readme[start:end]
+    # A bad case name is a usage error (exit code 2).
+    assert main(["bench", "--only", "nope", "--out", str(tmp_path / "x")]) == 2
