@@ -63,7 +63,9 @@ def add_data_flags(parser) -> None:
     )
 
 
-def add_optimiser_flags(group, *, prefix: str = "", steps: int, lr: float) -> None:
+def add_optimiser_flags(
+    group, *, prefix: str = "", steps: int, lr: float, batch_size: int = 100
+) -> None:
     group.add_argument(
         f"--{prefix}optimiser",
         choices=("lion", "adam"),
@@ -81,7 +83,7 @@ def add_optimiser_flags(group, *, prefix: str = "", steps: int, lr: float) -> No
         f"--{prefix}steps", type=int, default=steps, help="optimiser steps"
     )
     group.add_argument(
-        f"--{prefix}batch-size", type=int, default=100, help="images per step"
+        f"--{prefix}batch-size", type=int, default=batch_size, help="images per step"
     )
 
 

@@ -49,20 +49,27 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     edit = parser.add_argument_group("edit (both variants)")
-    edit.add_argument("--task", choices=("swap", "conflate"), default="swap")
+    edit.add_argument(
+        "--task",
+        choices=("swap", "conflate"),
+        default="swap",
+        help="swap 0 and 1, or conflate 1 into 0",
+    )
     add_edit_flags(edit)
-    edit.add_argument("--optimiser", choices=("lion", "adam"), default="lion")
+    edit.add_argument(
+        "--optimiser", choices=("lion", "adam"), default="lion", help="optax optimiser"
+    )
     edit.add_argument("--lr", type=float, default=3e-3, help="learning rate")
     edit.add_argument(
         "--decay-every", type=int, default=0, help="halve lr every N steps (0: never)"
     )
     edit.add_argument(
-        "--steps", type=int, default=400, help="non-associative edit steps"
+        "--steps", type=int, default=300, help="non-associative edit steps"
     )
     edit.add_argument(
-        "--associative-steps", type=int, default=600, help="associative edit steps"
+        "--associative-steps", type=int, default=400, help="associative edit steps"
     )
-    edit.add_argument("--batch-size", type=int, default=100, help="images per step")
+    edit.add_argument("--batch-size", type=int, default=50, help="images per step")
     add_pretrain_flags(parser)
     add_data_flags(parser)
     parser.add_argument("--no-figures", action="store_true", help="write no figures")

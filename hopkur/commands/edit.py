@@ -35,11 +35,11 @@ def add_edit_flags(group) -> None:
     group.add_argument(
         "--mode",
         choices=("additive", "multiplicative"),
-        default="additive",
+        default="multiplicative",
         help="c_ij = alpha M_ij (additive) or alpha M_ij (W_s)_ij (multiplicative)",
     )
     group.add_argument(
-        "--dim", type=int, default=8, help="oscillator dimension D (rank bound)"
+        "--dim", type=int, default=4, help="oscillator dimension D"
     )
     group.add_argument(
         "--graph-k",
@@ -56,12 +56,12 @@ def add_edit_flags(group) -> None:
         "small-world graph, one trained coupling per edge",
     )
     group.add_argument(
-        "--alpha", type=float, default=0.05, help="initial alpha (non-zero)"
+        "--alpha", type=float, default=0.1, help="initial alpha (non-zero)"
     )
     group.add_argument(
         "--encoder-rank",
         type=int,
-        default=8,
+        default=4,
         help="associative: bottleneck of the context encoder",
     )
 
@@ -102,7 +102,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     edit = parser.add_argument_group("edit")
-    edit.add_argument("--task", choices=("swap", "conflate"), default="swap")
+    edit.add_argument(
+        "--task",
+        choices=("swap", "conflate"),
+        default="swap",
+        help="swap 0 and 1, or conflate 1 into 0",
+    )
     edit.add_argument(
         "--variant",
         choices=("non-associative", "associative"),
@@ -110,7 +115,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="always, or only with a context image of a 1",
     )
     add_edit_flags(edit)
-    add_optimiser_flags(edit, steps=400, lr=3e-3)
+    add_optimiser_flags(edit, steps=300, lr=3e-3, batch_size=50)
     edit.add_argument(
         "--eval-every",
         type=int,

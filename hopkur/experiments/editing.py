@@ -38,7 +38,6 @@ contexts); its accuracy on the original task is reported beside them.
 """
 
 from collections.abc import Callable
-from typing import Literal
 
 import equinox as eqx
 import jax
@@ -131,14 +130,14 @@ EditedClassifier.__init__.__doc__ = """**Arguments:**
 
 def make_edited_classifier(
     frozen: HopfieldClassifier,
-    variant: Literal["non-associative", "associative"] = "non-associative",
+    variant: str = "non-associative",
     *,
-    dim: int = 8,
-    mode: Literal["additive", "multiplicative"] = "additive",
+    dim: int = 4,
+    mode: str = "multiplicative",
     graph_k: int | None = None,
     oscillator_k: int | None = None,
-    alpha: float = 0.05,
-    encoder_rank: int = 8,
+    alpha: float = 0.1,
+    encoder_rank: int = 4,
     key: PRNGKeyArray,
 ) -> EditedClassifier:
     r"""Wraps a trained Hopfield classifier in an oscillator correction.

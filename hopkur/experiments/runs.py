@@ -64,6 +64,8 @@ class ClassifyConfig:
         `steps`, `batch_size`.
     - `noise`: standard deviation of Gaussian noise added to the training images of
         each batch (a regulariser; 0 to switch off).
+    - `average`: decay of an exponential moving average of the parameters, which is
+        evaluated and returned (Polyak averaging; 0: off).
     - `eval_every`: steps between test-accuracy evaluations for the learning curve
         (0: only at the end).
     - `seed`: seeds the initialisation, the batches and the noise.
@@ -86,6 +88,7 @@ class ClassifyConfig:
     steps: int = 1000
     batch_size: int = 100
     noise: float = 0.2
+    average: float = 0.0
     eval_every: int = 250
     seed: int = 0
     x64: bool = False
@@ -115,17 +118,17 @@ class EditConfig:
 
     task: str = "swap"
     variant: str = "non-associative"
-    mode: str = "additive"
-    dim: int = 8
+    mode: str = "multiplicative"
+    dim: int = 4
     graph_k: int = 0
     oscillator_k: int = 0
-    alpha: float = 0.05
-    encoder_rank: int = 8
+    alpha: float = 0.1
+    encoder_rank: int = 4
     optimiser: str = "lion"
     lr: float = 3e-3
     decay_every: int = 0
-    steps: int = 400
-    batch_size: int = 100
+    steps: int = 300
+    batch_size: int = 50
     eval_every: int = 0
     seed: int = 0
 
@@ -293,6 +296,7 @@ def run_classify(
         resume=resume,
         progress=progress,
         description=description or f"train {config.model}",
+        average=config.average or None,
     )
     model = result.model
     t0 = time.perf_counter()
@@ -342,7 +346,7 @@ def run_edit(
     `(model, metrics, result)`. `metrics` holds `baseline` and `edited` (metric
     dictionaries), `confusion_before` / `confusion_after` (test, against the original
     labels; associative: with a "1" context), `parameters` (trained scalars),
-    `full_update_parameters` ($N^2$), `is_low_rank`, `train_seconds` and
+    `full_update_parameters` ($N^2$), `mode`, `is_low_rank`, `train_seconds` and
     `learning_curve`.
     """
     xtr, ytr, xte, yte = data
@@ -416,6 +420,7 @@ def run_edit(
     metrics = {
         "task": config.task,
         "variant": config.variant,
+        "mode": correction.mode,
         "baseline": baseline,
         "edited": edited,
         "confusion_before": confusion_matrix(base_pred, yte).tolist(),

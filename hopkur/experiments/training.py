@@ -95,7 +95,7 @@ class TrainResult:
 
     model: Any
     losses: np.ndarray
-    evaluations: dict[str, list[float]] = field(default_factory=dict)
+    evaluations: dict[str, list[float] | list[int]] = field(default_factory=dict)
     seconds: float = 0.0
     resumed_from: int = 0
 
@@ -130,8 +130,9 @@ def train(
     resume: bool = False,
     progress: bool = True,
     description: str = "train",
+    average: float | None = None,
 ) -> TrainResult:
-    """Minimises `loss_fn` with `optimiser` for `steps` steps.
+    r"""Minimises `loss_fn` with `optimiser` for `steps` steps.
 
     **Arguments:**
 
@@ -154,6 +155,10 @@ def train(
         (Keyword only argument.)
     - `progress`: show a tqdm progress bar. (Keyword only argument.)
     - `description`: the progress bar's label. (Keyword only argument.)
+    - `average`: if given, a decay $\beta$ for an exponential moving average of the
+        parameters (Polyak averaging), $\bar\theta \leftarrow \beta\bar\theta +
+        (1 - \beta)\theta$ after every step; evaluations and the returned model then
+        use the average. (Keyword only argument.)
 
     **Returns:**
 
@@ -167,13 +172,16 @@ def train(
         filter_spec = jax.tree_util.tree_map(eqx.is_inexact_array, model)
     metric_names = tuple(metric_names)
     eval_at = _eval_steps(steps, eval_every) if evaluate is not None else []
+    if average is not None and not 0 <= average < 1:
+        raise ValueError(f"`train(average=...)` must be in [0, 1); got {average}.")
     params, static = eqx.partition(model, filter_spec)
     opt_state = optimiser.init(params)
+    mean = None if average is None else params
     losses, evals = _history_arrays(steps, len(eval_at), len(metric_names))
     start = 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        template = (params, opt_state, np.int64(0), losses, evals)
-        params, opt_state, start, losses, evals = eqx.tree_deserialise_leaves(
+        template = (params, opt_state, mean, np.int64(0), losses, evals)
+        params, opt_state, mean, start, losses, evals = eqx.tree_deserialise_leaves(
             checkpoint, template
         )
         start = int(start)
@@ -184,20 +192,29 @@ def train(
             )
 
     @eqx.filter_jit
-    def make_step(params, opt_state, batch):
+    def make_step(params, opt_state, mean, batch):
         def loss_of(p):
             return loss_fn(eqx.combine(p, static), batch)
 
         loss, grads = eqx.filter_value_and_grad(loss_of)(params)
-        updates, opt_state = optimiser.update(grads, opt_state, params)
+        # optax mixes Python scalars with int32 step counters (bias correction), which
+        # strict dtype promotion rejects; the update itself is dtype-preserving.
+        with jax.numpy_dtype_promotion("standard"):
+            updates, opt_state = optimiser.update(grads, opt_state, params)
         params = eqx.apply_updates(params, updates)
-        return loss, params, opt_state
+        if mean is not None:
+            mean = jax.tree_util.tree_map(
+                lambda m, p: average * m + (1 - average) * p, mean, params
+            )
+        return loss, params, opt_state, mean
+
+    def current():
+        return eqx.combine(params if mean is None else mean, static)
 
     def save(step):
         if checkpoint is not None:
-            atomic_save_eqx(
-                checkpoint, (params, opt_state, np.int64(step), losses, evals)
-            )
+            state = (params, opt_state, mean, np.int64(step), losses, evals)
+            atomic_save_eqx(checkpoint, state)
 
     t0 = time.perf_counter()
     step = start
@@ -206,7 +223,9 @@ def train(
     )
     try:
         while step < steps:
-            loss, params, opt_state = make_step(params, opt_state, sample_batch(step))
+            loss, params, opt_state, mean = make_step(
+                params, opt_state, mean, sample_batch(step)
+            )
             loss = float(loss)
             if not math.isfinite(loss):
                 raise FloatingPointError(
@@ -219,7 +238,7 @@ def train(
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             if step in eval_at:
                 assert evaluate is not None
-                values = evaluate(eqx.combine(params, static))
+                values = evaluate(current())
                 row = eval_at.index(step)
                 evals[row, 0] = step
                 evals[row, 1:] = [float(values[k]) for k in metric_names]
@@ -240,7 +259,7 @@ def train(
     for i, name in enumerate(metric_names):
         evaluations[name] = [float(v) for v in evals[done, 1 + i]]
     return TrainResult(
-        model=eqx.combine(params, static),
+        model=current(),
         losses=losses,
         evaluations=evaluations,
         seconds=time.perf_counter() - t0,

@@ -194,14 +194,18 @@ class _Oracle:
         self.task = task
 
     def __call__(self, images, contexts=None):
-        labels = np.asarray(images)[:, 0].astype(int)
+        # Traced under jit by `predict`: jnp only.
+        labels = images[:, 0].astype(jnp.int32)
         if self.task is not None:
-            edited = edit_labels(labels, self.task)
+            if self.task == "swap":
+                edited = jnp.where(labels <= 1, 1 - labels, labels)
+            else:
+                edited = jnp.where(labels == 1, 0, labels)
             if contexts is None:
                 labels = edited
             else:
-                labels = np.where(np.asarray(contexts)[:, 0] == 1, edited, labels)
-        return jnp.asarray(jax.nn.one_hot(labels, 10))
+                labels = jnp.where(contexts[:, 0] == 1, edited, labels)
+        return jax.nn.one_hot(labels, 10)
 
 
 def test_evaluate_edit_definitions():
@@ -246,7 +250,13 @@ def test_evaluate_edit_definitions():
 def test_edited_classifier_structure(getkey):
     frozen = HopfieldClassifier(6, 2, 3, key=getkey())
     model = make_edited_classifier(
-        frozen, "associative", dim=2, encoder_rank=2, oscillator_k=4, key=getkey()
+        frozen,
+        "associative",
+        dim=2,
+        encoder_rank=2,
+        oscillator_k=4,
+        mode="additive",
+        key=getkey(),
     )
     correction = model.correction
     n = frozen.num_units
