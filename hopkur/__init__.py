@@ -1,8 +1,8 @@
 """hopkur: energy-based neural dynamics in JAX.
 
-Continuous Hopfield networks, generalised Kuramoto oscillators on spheres (the oscillatory
-neurons of AKOrN) and the coupled Hopfield–Kuramoto associative memory, each with its
-Lyapunov (energy) function.
+Continuous Hopfield networks, generalised Kuramoto oscillators on spheres (the
+oscillatory neurons of AKOrN) and the coupled Hopfield–Kuramoto associative memory, each
+with its Lyapunov (energy) function.
 """
 
 import importlib.metadata

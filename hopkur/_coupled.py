@@ -1,12 +1,14 @@
 r"""The coupled Hopfield–Kuramoto associative memory (MODELS.md §3).
 
 Each unit $i$ has a threshold state $x^H_i$ and an oscillator $x_i \in S^{D-1}$. With
-coefficients $c_{ij}$ on the edges of a coupling graph and scales $\kappa_H, \kappa_K > 0$:
+coefficients $c_{ij}$ on the edges of a coupling graph and scales
+$\kappa_H, \kappa_K > 0$:
 
-$$E(x^H, X) = \kappa_K E_K(X) + \kappa_H E_H(x^H) - \sum_{(i,j)} c_{ij}\,(x_i\cdot x_j)\,
-g_i g_j,$$
+$$E(x^H, X) = \kappa_K E_K(X) + \kappa_H E_H(x^H) - \sum_{(i,j)} c_{ij}\,
+(x_i\cdot x_j)\, g_i g_j,$$
 
-$$\dot x^H = W_s g - x^H + b + \kappa_H^{-1} v, \quad v_i = \sum_j c_{ij}(x_i \cdot x_j) g_j,$$
+$$\dot x^H = W_s g - x^H + b + \kappa_H^{-1} v, \quad
+v_i = \sum_j c_{ij}(x_i \cdot x_j) g_j,$$
 
 $$\dot x_i = \Omega x_i + P_{x_i}\Big(c_i + d_i(X) + \kappa_K^{-1} u_i\Big),\quad
 u_i = \sum_j c_{ij} g_i g_j x_j.$$
@@ -43,8 +45,8 @@ class AbstractHopfieldKuramotoCoupling(eqx.Module):
 
     Subclasses give, from the activations $g$, the oscillators $X$ and the symmetrised
     Hopfield weights $W_s$, the three quantities the model needs: the drive on the
-    threshold units $v_i = \sum_j c_{ij} (x_i\cdot x_j) g_j$, the drive on the oscillators
-    $u_i = \sum_j c_{ij} g_i g_j x_j$, and the coupling energy
+    threshold units $v_i = \sum_j c_{ij} (x_i\cdot x_j) g_j$, the drive on the
+    oscillators $u_i = \sum_j c_{ij} g_i g_j x_j$, and the coupling energy
     $\sum_{(i,j)} c_{ij} (x_i\cdot x_j) g_i g_j$ (each edge once; the model's energy
     subtracts it).
     """
@@ -145,8 +147,8 @@ NetworkCoupling.__init__.__doc__ = """**Arguments:**
 
 
 class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
-    r"""$c_{ij} = \alpha M_{ij}$ (the *additive* variant), $M$ the adjacency of `edges`, or
-    all-to-all ($M = 1 - I$) when `edges` is `None`.
+    r"""$c_{ij} = \alpha M_{ij}$ (the *additive* variant), $M$ the adjacency of `edges`,
+    or all-to-all ($M = 1 - I$) when `edges` is `None`.
 
     All-to-all, the threshold units see $W_s + \kappa_H^{-1}\alpha(XX^\top - I)$: a
     rank-$\le D$ (Hebbian, LoRA-like) correction, evaluated in $O(ND)$ as
@@ -215,8 +217,8 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
     r"""$c_{ij} = \alpha M_{ij} (W_s)_{ij}$ (the *multiplicative* variant), $M$ the
     adjacency of `edges`, or all-to-all when `edges` is `None`.
 
-    All-to-all it is evaluated as $v_i = \alpha\, x_i\cdot [W_s (g \circ X)]_i$ minus the
-    diagonal term: one $N\times N$ by $N\times D$ product, no Gram matrix.
+    All-to-all it is evaluated as $v_i = \alpha\, x_i\cdot [W_s (g \circ X)]_i$ minus
+    the diagonal term: one $N\times N$ by $N\times D$ product, no Gram matrix.
     """
 
     alpha: Float[Array, ""] = eqx.field(converter=jnp.asarray)
@@ -320,9 +322,10 @@ def coupled_energy(
     r"""$E = \kappa_K E_K(X) + \kappa_H E_H(x^H) - \sum_{(i,j)} c_{ij}
     (x_i\cdot x_j) g_i g_j$.
 
-    A Lyapunov function of [`hopkur.coupled_vector_field`][] for all $\kappa_H, \kappa_K >
-    0$ whenever $E_K$ is one for the oscillator part alone (in particular a single shared
-    $\Omega$ or none): $\nabla_{x^H} E = -\kappa_H H \dot x^H$ and
+    A Lyapunov function of [`hopkur.coupled_vector_field`][] for all
+    $\kappa_H, \kappa_K > 0$ whenever $E_K$ is one for the oscillator part alone (in
+    particular a single shared $\Omega$ or none):
+    $\nabla_{x^H} E = -\kappa_H H \dot x^H$ and
     $P\nabla_X E = -\kappa_K (\dot X - \Omega X)$.
 
     **Arguments:** as [`hopkur.coupled_vector_field`][].
@@ -353,11 +356,11 @@ class HopfieldKuramoto(AbstractEnergySystem):
 
     !!! warning
 
-        A common $\Omega$, or a global rotation of the initial oscillators, cannot change
-        anything the threshold units see ($x_i\cdot x_j$ is rotation invariant): as a
-        trainable parameter it is dead. And starting all oscillators at the same point is
-        an equilibrium of the oscillator part, where gradients with respect to oscillator
-        parameters vanish: break the symmetry deliberately.
+        A common $\Omega$, or a global rotation of the initial oscillators, cannot
+        change anything the threshold units see ($x_i\cdot x_j$ is rotation invariant):
+        as a trainable parameter it is dead. And starting all oscillators at the same
+        point is an equilibrium of the oscillator part, where gradients with respect to
+        oscillator parameters vanish: break the symmetry deliberately.
     """
 
     hopfield: Hopfield
@@ -370,11 +373,13 @@ class HopfieldKuramoto(AbstractEnergySystem):
         call = "HopfieldKuramoto"
         if not isinstance(self.hopfield, Hopfield):
             raise ValueError(
-                f"`{call}(hopfield=...)` must be a hopkur.Hopfield; got {type(self.hopfield).__name__}."
+                f"`{call}(hopfield=...)` must be a hopkur.Hopfield; got "
+                f"{type(self.hopfield).__name__}."
             )
         if not isinstance(self.kuramoto, Kuramoto):
             raise ValueError(
-                f"`{call}(kuramoto=...)` must be a hopkur.Kuramoto; got {type(self.kuramoto).__name__}."
+                f"`{call}(kuramoto=...)` must be a hopkur.Kuramoto; got "
+                f"{type(self.kuramoto).__name__}."
             )
         if not isinstance(self.coupling, AbstractHopfieldKuramotoCoupling):
             raise ValueError(
@@ -453,7 +458,8 @@ class HopfieldKuramoto(AbstractEnergySystem):
     def _check_state(self, y):
         if not isinstance(y, tuple | list) or len(y) != 2:
             raise ValueError(
-                "`HopfieldKuramoto` needs a state `(x_h, x)`: threshold states (N,) and oscillators (N, D)."
+                "`HopfieldKuramoto` needs a state `(x_h, x)`: threshold states (N,) "
+                "and oscillators (N, D)."
             )
         check_shape("HopfieldKuramoto.vector_field", "x_h", y[0], (self.num_units,))
         _check_state(

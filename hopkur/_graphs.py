@@ -34,7 +34,8 @@ def complete_edges(n: int) -> Int[np.ndarray, "e 2"]:
 
 
 def ring_edges(n: int, k: int) -> Int[np.ndarray, "e 2"]:
-    """The ring lattice: each node joined to its `k / 2` nearest neighbours on each side.
+    """The ring lattice: each node joined to its `k / 2` nearest neighbours on each
+    side.
 
     **Arguments:**
 

@@ -4,7 +4,8 @@ $$\dot x = W_s\, g(x) - x + b, \qquad
 E_H(x) = (x - b)\cdot g(x) - L(x) - \tfrac12 g(x)^\top W_s\, g(x),$$
 
 with $g = \nabla L$ and $W_s = (W + W^\top)/2$. Since $\nabla E_H = -H(x)\,\dot x$ with
-$H = \nabla^2 L \succeq 0$, $\frac{dE_H}{dt} = -\dot x^\top H \dot x \le 0$ at every state.
+$H = \nabla^2 L \succeq 0$, $\frac{dE_H}{dt} = -\dot x^\top H \dot x \le 0$ at every
+state.
 """
 
 from collections.abc import Callable, Sequence
@@ -86,9 +87,10 @@ def hopfield_energy(
     r"""$E_H(x) = (x - b)\cdot g(x) - L(x) - \tfrac12 g(x)^\top W_s\, g(x)$.
 
     A Lyapunov function of [`hopkur.hopfield_vector_field`][] for every $W$, $b$ and
-    convex $L$: $\nabla E_H = -H(x)\,\dot x$ with $H = \nabla^2 L \succeq 0$. It is bounded
-    below for bounded activations (tanh, sigmoid, softmax); for identity and relu only
-    under conditions on $W_s$ (see [`hopkur.Hopfield.energy_bounded_below`][]).
+    convex $L$: $\nabla E_H = -H(x)\,\dot x$ with $H = \nabla^2 L \succeq 0$. It is
+    bounded below for bounded activations (tanh, sigmoid, softmax); for identity and
+    relu only under conditions on $W_s$ (see
+    [`hopkur.Hopfield.energy_bounded_below`][]).
 
     **Arguments:**
 
@@ -209,7 +211,8 @@ Hopfield.__init__.__doc__ = """**Arguments:**
 - `weights`: the weight matrix $W$, shape `(N, N)`; symmetrised on use.
 - `bias`: the bias $b$, shape `(N,)`.
 - `lagrangian`: the Lagrangian $L$, e.g. [`hopkur.lagrangian_tanh`][]; use
-  `functools.partial(hopkur.lagrangian_softmax, beta=...)` for a modern Hopfield network.
+  `functools.partial(hopkur.lagrangian_softmax, beta=...)` for a modern Hopfield
+  network.
 """
 
 
@@ -270,10 +273,11 @@ def layered_hopfield_energy(
 
 class LayeredHopfield(AbstractEnergySystem):
     r"""A layered (hierarchical) Hopfield network: units split into layers $\ell$,
-    coupled only between neighbouring layers by $W_\ell$ (shape $n_{\ell+1}\times n_\ell$).
+    coupled only between neighbouring layers by $W_\ell$ (shape
+    $n_{\ell+1}\times n_\ell$).
 
-    State: a tuple of per-layer arrays. Always a gradient system, as [`hopkur.Hopfield`][].
-    See [`hopkur.layered_hopfield_vector_field`][] and
+    State: a tuple of per-layer arrays. Always a gradient system, as
+    [`hopkur.Hopfield`][]. See [`hopkur.layered_hopfield_vector_field`][] and
     [`hopkur.layered_hopfield_energy`][].
     """
 
@@ -304,7 +308,8 @@ class LayeredHopfield(AbstractEnergySystem):
         call = "LayeredHopfield"
         if len(self.biases) < 2:
             raise ValueError(
-                f"`{call}(biases=...)` needs at least two layers; got {len(self.biases)}."
+                f"`{call}(biases=...)` needs at least two layers; got "
+                f"{len(self.biases)}."
             )
         if len(self.weights) != len(self.biases) - 1:
             raise ValueError(
@@ -346,8 +351,8 @@ class LayeredHopfield(AbstractEnergySystem):
     def _check_state(self, y):
         if len(y) != len(self.biases):
             raise ValueError(
-                f"`LayeredHopfield` expected a state with {len(self.biases)} layers; got "
-                f"{len(y)}."
+                f"`LayeredHopfield` expected a state with {len(self.biases)} layers; "
+                f"got {len(y)}."
             )
         for level, (yl, b) in enumerate(zip(y, self.biases)):
             check_shape("LayeredHopfield.vector_field", f"y[{level}]", yl, b.shape)

@@ -1,8 +1,9 @@
-r"""Scalar interaction functions $\varphi_{ij}(s)$ of the inner product $s = x_i \cdot x_j$.
+r"""Scalar interaction functions $\varphi_{ij}(s)$ of the inner product
+$s = x_i \cdot x_j$.
 
 Each interaction holds per-edge parameter arrays (shape `(E,)`, or scalars shared by all
-edges) and gives the potential $\varphi(s)$ and its derivative $\varphi'(s)$, elementwise
-over a vector `s` of shape `(E,)`. The oscillator energy is
+edges) and gives the potential $\varphi(s)$ and its derivative $\varphi'(s)$,
+elementwise over a vector `s` of shape `(E,)`. The oscillator energy is
 $-\sum_{(i,j)} \varphi_{ij}(x_i \cdot x_j)$ (hopkur's sign convention: positive coupling
 synchronises).
 """
@@ -37,8 +38,8 @@ class AbstractInteraction(eqx.Module):
     r"""Abstract base class for an interaction $\varphi(s)$ applied edge by edge.
 
     Subclasses define `potential`; `derivative` defaults to forward-mode autodiff of
-    `potential` (valid because `potential` acts elementwise on `s`) and is overridden by a
-    closed form where there is one.
+    `potential` (valid because `potential` acts elementwise on `s`) and is overridden by
+    a closed form where there is one.
     """
 
     @abc.abstractmethod
@@ -190,8 +191,8 @@ class MLPInteraction(AbstractInteraction):
 class FunctionInteraction(AbstractInteraction):
     r"""Any user function $\varphi(s, \theta)$, differentiated by autodiff.
 
-    `fn(s, params)` must act elementwise on `s` (shape `(E,)`) and return the same shape;
-    `params` is any pytree (trainable if it holds arrays).
+    `fn(s, params)` must act elementwise on `s` (shape `(E,)`) and return the same
+    shape; `params` is any pytree (trainable if it holds arrays).
 
     !!! example
 

@@ -3,8 +3,8 @@ r"""Generalised Kuramoto oscillators on spheres (MODELS.md §2).
 State: `x` of shape `(N, D)`, each row a unit vector $x_i \in S^{D-1}$, $D \ge 2$.
 
 $$E_K(X) = -\sum_{(i,j)} \varphi_{ij}(x_i \cdot x_j) - \sum_i c_i \cdot x_i, \qquad
-\dot x_i = \Omega_i x_i + P_{x_i}\Big(c_i + \sum_{j \sim i} \varphi'_{ij}(x_i\cdot x_j)\,
-x_j\Big).$$
+\dot x_i = \Omega_i x_i + P_{x_i}\Big(c_i + \sum_{j \sim i}
+\varphi'_{ij}(x_i\cdot x_j)\, x_j\Big).$$
 
 Positive coupling synchronises (the classical sign).
 """
@@ -69,7 +69,8 @@ class AbstractOscillatorCoupling(eqx.Module):
         return None
 
     def is_symmetric(self) -> Bool[Array, ""]:
-        r"""Whether the drive is the negative gradient of `energy` ($J_{ij} = J_{ji}^\top$)."""
+        r"""Whether the drive is the negative gradient of `energy`
+        ($J_{ij} = J_{ji}^\top$)."""
         return _true()
 
     def is_rotation_invariant(self, omega: Float[Array, "d d"]) -> Bool[Array, ""]:
@@ -92,12 +93,12 @@ class AbstractOscillatorCoupling(eqx.Module):
 
 class DenseCoupling(AbstractOscillatorCoupling):
     r"""Linear coupling with a dense matrix: $\varphi_{ij}(s) = K_{ij} s$, with
-    $K = (W + W^\top)/2$ and its diagonal ignored (each pair once; self-coupling is constant
-    on the sphere).
+    $K = (W + W^\top)/2$ and its diagonal ignored (each pair once; self-coupling is
+    constant on the sphere).
 
     $d = K X$, $E_{int} = -\tfrac12 \sum_{i \ne j} K_{ij}\, x_i\cdot x_j$: two matrix
-    products, no Gram matrix. For the classical all-to-all model pass `K/N * ones` (or use
-    [`hopkur.MeanFieldCoupling`][], which is $O(N D)$).
+    products, no Gram matrix. For the classical all-to-all model pass `K/N * ones` (or
+    use [`hopkur.MeanFieldCoupling`][], which is $O(N D)$).
     """
 
     weights: Float[Array, "n n"] = eqx.field(converter=jnp.asarray)
@@ -195,8 +196,8 @@ class EdgeCoupling(AbstractOscillatorCoupling):
         e = self.interaction.num_edges()
         if e is not None and e != self.edges.shape[0]:
             raise ValueError(
-                f"`EdgeCoupling(interaction=...)` has per-edge parameters for {e} edges; "
-                f"`edges` has {self.edges.shape[0]}."
+                f"`EdgeCoupling(interaction=...)` has per-edge parameters for {e} "
+                f"edges; `edges` has {self.edges.shape[0]}."
             )
 
     @property
@@ -391,10 +392,10 @@ def kuramoto_energy(
     c_i \cdot x_i$).
 
     A Lyapunov function of [`hopkur.kuramoto_vector_field`][] when the coupling is
-    symmetric and either $\Omega = 0$, or all $\Omega_i$ equal a common $\Omega$ that leaves
-    the coupling energy invariant (always, for interactions of inner products; for blocks
-    when each block commutes with $\Omega$) and $\Omega c_i = 0$ for every $i$.
-    Then $\frac{dE}{dt} = -\sum_i \|P_{x_i}\nabla_{x_i} E\|^2 \le 0$.
+    symmetric and either $\Omega = 0$, or all $\Omega_i$ equal a common $\Omega$ that
+    leaves the coupling energy invariant (always, for interactions of inner products;
+    for blocks when each block commutes with $\Omega$) and $\Omega c_i = 0$ for every
+    $i$. Then $\frac{dE}{dt} = -\sum_i \|P_{x_i}\nabla_{x_i} E\|^2 \le 0$.
 
     **Arguments:**
 
@@ -415,20 +416,21 @@ def kuramoto_energy(
 class Kuramoto(AbstractEnergySystem):
     r"""The generalised Kuramoto model on spheres (oscillatory neurons of AKOrN).
 
-    $\dot x_i = \Omega_i x_i + P_{x_i}\big(c_i + \sum_{j\sim i}\varphi'_{ij}(x_i\cdot x_j)
-    x_j\big)$ with energy
+    $\dot x_i = \Omega_i x_i + P_{x_i}\big(c_i +
+    \sum_{j\sim i}\varphi'_{ij}(x_i\cdot x_j) x_j\big)$ with energy
     $E = -\sum_{(i,j)}\varphi_{ij}(x_i \cdot x_j) - \sum_i c_i\cdot x_i$; see
     [`hopkur.kuramoto_vector_field`][] and [`hopkur.kuramoto_energy`][].
 
-    **Lyapunov conditions** (`is_gradient_system`): the coupling is symmetric (always for
-    dense, mean-field and edge couplings; $J_{ij} = J_{ji}^\top$ for blocks) and either
-    `omega` is `None`, or all $\Omega_i$ are equal, the coupling is invariant under that
-    rotation, and $\Omega c_i = 0$. With distinct per-oscillator frequencies the model is
-    not a gradient system and `energy` is *not* guaranteed to decrease.
+    **Lyapunov conditions** (`is_gradient_system`): the coupling is symmetric (always
+    for dense, mean-field and edge couplings; $J_{ij} = J_{ji}^\top$ for blocks) and
+    either `omega` is `None`, or all $\Omega_i$ are equal, the coupling is invariant
+    under that rotation, and $\Omega c_i = 0$. With distinct per-oscillator frequencies
+    the model is not a gradient system and `energy` is *not* guaranteed to decrease.
 
-    With $D = 2$, $x_i = (\cos\theta_i, \sin\theta_i)$, linear coupling $K_{ij}$, $c = 0$
-    and $\Omega_i = \omega_i \begin{pmatrix}0 & -1\\ 1 & 0\end{pmatrix}$ this is exactly
-    the classical $\dot\theta_i = \omega_i + \sum_j K_{ij}\sin(\theta_j - \theta_i)$.
+    With $D = 2$, $x_i = (\cos\theta_i, \sin\theta_i)$, linear coupling $K_{ij}$,
+    $c = 0$ and $\Omega_i = \omega_i \begin{pmatrix}0 & -1\\ 1 & 0\end{pmatrix}$ this is
+    exactly the classical
+    $\dot\theta_i = \omega_i + \sum_j K_{ij}\sin(\theta_j - \theta_i)$.
 
     ??? cite "References"
 
@@ -465,7 +467,8 @@ class Kuramoto(AbstractEnergySystem):
 
         - `coupling`: [`hopkur.DenseCoupling`][], [`hopkur.MeanFieldCoupling`][],
           [`hopkur.EdgeCoupling`][] or [`hopkur.BlockCoupling`][].
-        - `field`: the external field (AKOrN's conditional stimulus) $c$, shape `(N, D)`.
+        - `field`: the external field (AKOrN's conditional stimulus) $c$, shape
+          `(N, D)`.
         - `omega`: natural frequencies, `(D, D)` shared or `(N, D, D)` per oscillator;
           antisymmetrised on use.
         """
@@ -494,8 +497,8 @@ class Kuramoto(AbstractEnergySystem):
             shape = jnp.shape(self.omega)
             if len(shape) not in (2, 3) or shape[-1] != shape[-2]:
                 raise ValueError(
-                    "`Kuramoto(omega=...)` must have shape (D, D) or (N, D, D) (square, "
-                    f"to be antisymmetrised); got {shape}."
+                    "`Kuramoto(omega=...)` must have shape (D, D) or (N, D, D) "
+                    f"(square, to be antisymmetrised); got {shape}."
                 )
             check_shape(
                 "Kuramoto",

@@ -6,7 +6,8 @@ import numpy as np
 
 
 def is_concrete(*arrays) -> bool:
-    """True when every argument holds concrete values (not a tracer under a transform)."""
+    """True when every argument holds concrete values (not a tracer under a
+    transform)."""
     return not any(isinstance(a, jax.core.Tracer) for a in arrays)
 
 
@@ -46,8 +47,8 @@ def check_finite_tree(call: str, name: str, tree) -> None:
 
 
 def check_edges(call: str, edges, num_nodes: int | None) -> None:
-    """Validate an undirected edge list: shape `(E, 2)`, integer, in range, no self-loops,
-    each undirected edge at most once (value checks only when concrete)."""
+    """Validate an undirected edge list: shape `(E, 2)`, integer, in range, no
+    self-loops, each undirected edge at most once (value checks only when concrete)."""
     shape = tuple(jnp.shape(edges))
     if len(shape) != 2 or shape[1] != 2:
         raise ValueError(f"`{call}(edges=...)` must have shape (E, 2); got {shape}.")

@@ -12,8 +12,9 @@ def project_tangent(
     $P_x v = v - \frac{x \cdot v}{x \cdot x}\, x$.
 
     Dividing by $x \cdot x$ (rather than assuming $|x| = 1$) makes $|x|$ an exact
-    invariant of the flow $\dot x = P_x v$: with $v - (x\cdot v)x$ the sphere is invariant
-    but unstable in the normal direction, and solver error makes norms blow up.
+    invariant of the flow $\dot x = P_x v$: with $v - (x\cdot v)x$ the sphere is
+    invariant but unstable in the normal direction, and solver error makes norms blow
+    up.
 
     **Arguments:**
 

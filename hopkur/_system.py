@@ -13,10 +13,10 @@ class AbstractEnergySystem(eqx.Module):
     r"""Abstract base class for a vector field $f$ paired with an energy $E$.
 
     Subclasses define `vector_field`, `energy` and `is_gradient_system`. The energy is a
-    Lyapunov function of the flow $\dot y = f(t, y)$ — $\frac{dE}{dt} \le 0$ at every state
-    — exactly when `is_gradient_system` is true for the current parameters; each model's
-    docstring states those conditions. An energy may still be unbounded below (see
-    [`hopkur.Hopfield`][]).
+    Lyapunov function of the flow $\dot y = f(t, y)$ — $\frac{dE}{dt} \le 0$ at every
+    state — exactly when `is_gradient_system` is true for the current parameters; each
+    model's docstring states those conditions. An energy may still be unbounded below
+    (see [`hopkur.Hopfield`][]).
     """
 
     @abc.abstractmethod
@@ -44,8 +44,8 @@ class AbstractEnergySystem(eqx.Module):
         return y
 
     def energy_rate(self, t: RealScalarLike, y: PyTree[Array], args: Args) -> Scalar:
-        r"""$\frac{dE}{dt} = \langle \nabla E(y), f(t, y, \text{args}) \rangle$, computed
-        with one `jax.jvp` (no gradient is formed).
+        r"""$\frac{dE}{dt} = \langle \nabla E(y), f(t, y, \text{args}) \rangle$,
+        computed with one `jax.jvp` (no gradient is formed).
 
         **Arguments:**
 

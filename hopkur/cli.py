@@ -1,10 +1,10 @@
 """The `hopkur` command: runs the applications and writes results to an output folder.
 
-Each subcommand lives in `hopkur/commands/<name>.py` and exposes `add_parser(subparsers)`
-(registering its flags, with help for each) and `run(args) -> int`. Conventions shared by
-all subcommands are in `hopkur/commands/_common.py`: an output folder that is marked
-complete only at the end, JSON written atomically, exit code 2 with one clear line for bad
-flags or files.
+Each subcommand lives in `hopkur/commands/<name>.py` and exposes
+`add_parser(subparsers)` (registering its flags, with help for each) and
+`run(args) -> int`. Conventions shared by all subcommands are in
+`hopkur/commands/_common.py`: an output folder that is marked complete only at the end,
+JSON written atomically, exit code 2 with one clear line for bad flags or files.
 """
 
 import argparse

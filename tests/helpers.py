@@ -269,7 +269,8 @@ def gradient_identity_residual(system, y):
 
     - Hopfield: grad E + H f = 0, H the Hessian of the Lagrangian;
     - Kuramoto: P grad E + (f - Omega x) = 0;
-    - coupled: grad_h E + kappa_h H f_h = 0 and P grad_X E + kappa_k (f_X - Omega X) = 0.
+    - coupled: grad_h E + kappa_h H f_h = 0 and
+      P grad_X E + kappa_k (f_X - Omega X) = 0.
     """
     f = system.vector_field(0.0, y, None)
     grad = jax.grad(system.energy)(y, None)

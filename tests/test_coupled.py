@@ -76,8 +76,9 @@ def test_network_coupling_matches_dense_formula():
 
 @pytest.mark.parametrize("d", DIMS)
 def test_low_rank_correction(d):
-    """All-to-all additive coupling: the threshold units see W_s + alpha (XX^T - I) / kappa_h,
-    a rank <= D correction, and the drive equals alpha (X (X^T g) - g)."""
+    """All-to-all additive coupling: the threshold units see
+    W_s + alpha (XX^T - I) / kappa_h, a rank <= D correction, and the drive equals
+    alpha (X (X^T g) - g)."""
     n, alpha, kappa_h = 12, 0.9, 2.0
     hopfield, kuramoto, (x_h, x) = _parts(jr.key(d), n, d)
     coupling = hopkur.AdditiveCoupling(alpha)

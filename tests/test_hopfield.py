@@ -50,7 +50,8 @@ def test_pure_functions_match_module():
 
 
 def test_layered_equals_block_hopfield():
-    """A layered network is a single Hopfield network with block off-diagonal weights."""
+    """A layered network is a single Hopfield network with block off-diagonal
+    weights."""
     sizes = (3, 4, 2)
     keys = jr.split(jr.key(0), 6)
     weights = [jr.normal(keys[0], (4, 3)), jr.normal(keys[1], (2, 4))]

@@ -1,6 +1,5 @@
 """Kuramoto maths against hand-derived values."""
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr

@@ -92,7 +92,8 @@ def test_energy_rate_nonpositive(make_system, n, d):
 @pytest.mark.parametrize("make_system,n,d", CASES, ids=CASE_IDS)
 def test_vector_field_is_metric_gradient(make_system, n, d):
     """The field is minus the (metric-weighted, sphere-projected) energy gradient, plus
-    the rotation term (which is what breaks the Lyapunov property when Omega_i differ)."""
+    the rotation term (which is what breaks the Lyapunov property when Omega_i
+    differ)."""
     p = properties(make_system, n, d)
     worst = jnp.max(
         jnp.stack(

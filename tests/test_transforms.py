@@ -39,7 +39,8 @@ REPRESENTATIVES = (
 
 
 def _build(make_system, seed=0):
-    """A random instance at a fixed small size (compiled code is shared across tests)."""
+    """A random instance at a fixed small size (compiled code is shared across
+    tests)."""
     n = 4 if make_system is make_kuramoto_blocks else 5
     return make_system(jr.key(seed), n, 3)
 

@@ -127,11 +127,20 @@ class OutputDir:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: ...)" to a flag's help unless it already says it, or the
+    default is empty (None, False). Every subcommand uses it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is False:
+            return text
+        return super()._get_help_string(action)
+
+
 def add_common_flags(parser: argparse.ArgumentParser, *, default_out: str) -> None:
     """Flags every subcommand has: --out, --overwrite, --config, --seed, --x64, --quiet."""
-    parser.add_argument(
-        "--out", default=default_out, help=f"output folder (default: {default_out})"
-    )
+    parser.add_argument("--out", default=default_out, help="output folder")
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a non-empty output folder"
     )
@@ -140,7 +149,7 @@ def add_common_flags(parser: argparse.ArgumentParser, *, default_out: str) -> No
         metavar="FILE",
         help="TOML file whose keys override the flags (flag names, '-' as '_')",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument(
         "--x64", action="store_true", help="compute in float64 (jax_enable_x64)"
     )

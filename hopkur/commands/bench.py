@@ -22,6 +22,7 @@ from ._common import (
     add_common_flags,
     apply_config,
     atomic_write_bytes,
+    HelpFormatter,
     OutputDir,
     UsageError,
 )
@@ -45,6 +46,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "bench",
         help="run the benchmark suite (hopkur vs naive per-edge baselines)",
+        formatter_class=HelpFormatter,
         description=(
             "Runs the benchmark suite of benchmarks/: the research-size models against "
             "the naive per-edge scatter baseline, the dense and mean-field limits, the "

@@ -8,7 +8,14 @@ import argparse
 import sys
 import time
 
-from ._common import add_common_flags, apply_config, OutputDir, setup_jax, UsageError
+from ._common import (
+    add_common_flags,
+    apply_config,
+    HelpFormatter,
+    OutputDir,
+    setup_jax,
+    UsageError,
+)
 
 
 VARIANTS = ("sign", "sign-sync", "tanh")
@@ -26,17 +33,6 @@ def _loads(text: str) -> list[float]:
     return values
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Appends "(default: ...)" to a flag's help unless it already says it, or the
-    default is empty (None, False)."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if "default" in text or action.default in (None, False):
-            return text
-        return super()._get_help_string(action)
-
-
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "capacity",
@@ -46,7 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "units, cue it with corrupted copies, and measure retrieval against the "
             "load P/N (hopkur.capacity_sweep). Writes metrics.json and capacity.png."
         ),
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--n", type=int, default=500, help="number of units N")
     parser.add_argument(

@@ -16,6 +16,7 @@ from ._common import (
     add_common_flags,
     apply_config,
     atomic_save_eqx,
+    HelpFormatter,
     OutputDir,
     setup_jax,
     UsageError,
@@ -64,7 +65,13 @@ def add_data_flags(parser) -> None:
 
 
 def add_optimiser_flags(
-    group, *, prefix: str = "", steps: int, lr: float, batch_size: int = 100
+    group,
+    *,
+    prefix: str = "",
+    steps: int,
+    lr: float,
+    batch_size: int = 100,
+    decay_every: int = 0,
 ) -> None:
     group.add_argument(
         f"--{prefix}optimiser",
@@ -76,7 +83,7 @@ def add_optimiser_flags(
     group.add_argument(
         f"--{prefix}decay-every",
         type=int,
-        default=0,
+        default=decay_every,
         help="halve the learning rate every so many steps (0: constant)",
     )
     group.add_argument(
@@ -98,7 +105,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "learning curve), model.eqx and figures to --out. Interrupted runs "
             "continue with --resume."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     model = parser.add_argument_group("model")
     model.add_argument(
@@ -125,12 +132,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     add_data_flags(parser)
     training = parser.add_argument_group("training")
-    add_optimiser_flags(training, steps=1000, lr=1e-3)
+    add_optimiser_flags(training, steps=3000, lr=1e-3, batch_size=50, decay_every=1000)
     training.add_argument(
         "--noise",
         type=float,
-        default=0.2,
+        default=0.25,
         help="std of Gaussian noise added to training images (regulariser; 0: none)",
+    )
+    training.add_argument(
+        "--average",
+        type=float,
+        default=0.0,
+        help="decay of an exponential moving average of the parameters, which is "
+        "evaluated and saved (Polyak averaging; 0: off)",
     )
     training.add_argument(
         "--eval-every",
@@ -173,6 +187,8 @@ def config_from_args(args):
         raise UsageError(f"--lr must be positive; got {args.lr}")
     if args.noise < 0:
         raise UsageError(f"--noise must be >= 0; got {args.noise}")
+    if not 0 <= args.average < 1:
+        raise UsageError(f"--average must be in [0, 1); got {args.average}")
     if args.graph_k and (args.graph_k < 2 or args.graph_k % 2):
         raise UsageError(
             f"--graph-k must be 0 or an even number >= 2; got {args.graph_k}"
@@ -196,6 +212,7 @@ def config_from_args(args):
         steps=args.steps,
         batch_size=args.batch_size,
         noise=args.noise,
+        average=args.average,
         eval_every=args.eval_every,
         seed=args.seed,
         x64=args.x64,

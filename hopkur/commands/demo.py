@@ -16,6 +16,7 @@ from ._common import (
     add_common_flags,
     apply_config,
     atomic_write_bytes,
+    HelpFormatter,
     OutputDir,
     setup_jax,
     UsageError,
@@ -46,7 +47,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "correction, non-associatively and associatively, print a table and write "
             "metrics.json, table.txt and figures to --out."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     edit = parser.add_argument_group("edit (both variants)")
     edit.add_argument(

@@ -16,6 +16,7 @@ from ._common import (
     add_common_flags,
     apply_config,
     atomic_save_eqx,
+    HelpFormatter,
     OutputDir,
     setup_jax,
     UsageError,
@@ -38,15 +39,13 @@ def add_edit_flags(group) -> None:
         default="multiplicative",
         help="c_ij = alpha M_ij (additive) or alpha M_ij (W_s)_ij (multiplicative)",
     )
-    group.add_argument(
-        "--dim", type=int, default=4, help="oscillator dimension D"
-    )
+    group.add_argument("--dim", type=int, default=4, help="oscillator dimension D")
     group.add_argument(
         "--graph-k",
         type=int,
         default=0,
-        help="0: all-to-all (low-rank) correction; else neighbours of a small-world "
-        "coupling graph M (even)",
+        help="0: all-to-all coupling graph M (with --mode additive: the rank-<=D "
+        "correction); else neighbours of a small-world coupling graph M (even)",
     )
     group.add_argument(
         "--oscillator-k",
@@ -71,7 +70,14 @@ def add_pretrain_flags(parser) -> None:
         "pre-training (the frozen Hopfield classifier; cached)"
     )
     add_model_flags(group, prefix="pretrain-")
-    add_optimiser_flags(group, prefix="pretrain-", steps=1500, lr=1e-3)
+    add_optimiser_flags(
+        group,
+        prefix="pretrain-",
+        steps=3000,
+        lr=1e-3,
+        batch_size=50,
+        decay_every=1000,
+    )
     group.add_argument(
         "--pretrain-noise",
         type=float,
@@ -99,7 +105,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "metrics.json (frozen baseline and edited accuracies, parameter counts), "
             "model.eqx and figures to --out."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     edit = parser.add_argument_group("edit")
     edit.add_argument(

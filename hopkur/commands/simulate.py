@@ -15,6 +15,7 @@ from ._common import (
     add_common_flags,
     apply_config,
     atomic_write_bytes,
+    HelpFormatter,
     OutputDir,
     setup_jax,
     UsageError,
@@ -26,17 +27,6 @@ COUPLINGS = ("mean-field", "dense", "small-world")
 LAGRANGIANS = ("tanh", "sigmoid", "identity", "relu", "softmax")
 SOLVERS = ("tsit5", "dopri5", "dopri8", "bosh3", "heun", "euler")
 FIXED_ONLY = ("heun", "euler")
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Appends "(default: ...)" to a flag's help unless it already says it, or the
-    default is empty (None, False)."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if "default" in text or action.default in (None, False):
-            return text
-        return super()._get_help_string(action)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -51,7 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "verdict, wall time), timeseries.npz and PNG figures to --out. Oscillators "
             "are kept on their spheres (retraction after every step)."
         ),
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     model = parser.add_argument_group("model")
     model.add_argument(

@@ -16,7 +16,14 @@ import json
 import sys
 from pathlib import Path
 
-from ._common import add_common_flags, apply_config, OutputDir, setup_jax, UsageError
+from ._common import (
+    add_common_flags,
+    apply_config,
+    HelpFormatter,
+    OutputDir,
+    setup_jax,
+    UsageError,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -29,7 +36,9 @@ def add_parser(subparsers) -> None:
     sub.required = True
 
     solve = sub.add_parser(
-        "solve", help="solve one puzzle (81 characters, 0 or . blank)"
+        "solve",
+        help="solve one puzzle (81 characters, 0 or . blank)",
+        formatter_class=HelpFormatter,
     )
     solve.add_argument("puzzle", help="81 cells row by row; 1-9 digits, 0 or . blanks")
     solve.add_argument(
@@ -59,7 +68,9 @@ def add_parser(subparsers) -> None:
     )
     solve.set_defaults(run=run_solve, command="sudoku")
 
-    train = sub.add_parser("train", help="train a Sudoku model")
+    train = sub.add_parser(
+        "train", help="train a Sudoku model", formatter_class=HelpFormatter
+    )
     add_common_flags(train, default_out="runs/sudoku")
     train.add_argument(
         "--model",
@@ -125,7 +136,9 @@ def add_parser(subparsers) -> None:
     train.set_defaults(run=run_train, command="sudoku", _parser=train)
 
     ev = sub.add_parser(
-        "eval", help="evaluate a model for several iteration counts and votes"
+        "eval",
+        help="evaluate a model for several iteration counts and votes",
+        formatter_class=HelpFormatter,
     )
     add_common_flags(ev, default_out="runs/sudoku-eval")
     ev.add_argument(

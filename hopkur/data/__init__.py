@@ -15,7 +15,7 @@ from .patterns import (
     random_binary_patterns as random_binary_patterns,
 )
 from .sudoku import (
-    augment as augment_sudoku,
+    augment as augment_sudoku,  # noqa: F401 (public re-export under a new name)
     count_solutions as count_solutions,
     parse_puzzle as parse_puzzle,
     solve_exact as solve_exact,

@@ -84,10 +84,10 @@ class ClassifyConfig:
     interaction: str = "linear"
     optimiser: str = "lion"
     lr: float = 1e-3
-    decay_every: int = 0
-    steps: int = 1000
-    batch_size: int = 100
-    noise: float = 0.2
+    decay_every: int = 1000
+    steps: int = 3000
+    batch_size: int = 50
+    noise: float = 0.25
     average: float = 0.0
     eval_every: int = 250
     seed: int = 0
