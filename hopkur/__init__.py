@@ -51,6 +51,8 @@ from ._graphs import (
 )
 from ._hopfield import (
     activation as activation,
+    AbstractHopfield as AbstractHopfield,
+    HebbianHopfield as HebbianHopfield,
     Hopfield as Hopfield,
     hopfield_energy as hopfield_energy,
     hopfield_vector_field as hopfield_vector_field,

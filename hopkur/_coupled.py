@@ -15,6 +15,7 @@ u_i = \sum_j c_{ij} g_i g_j x_j.$$
 """
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from ._custom_types import Args, RealScalarLike, Scalar
-from ._hopfield import activation, energy_from_activation, Hopfield
+from ._hopfield import AbstractHopfield, activation, energy_from_drive
 from ._kuramoto import _check_state, _omega_times, Kuramoto, kuramoto_energy
 from ._misc import check_edges, check_finite, check_shape, is_concrete
 from ._sparse import (
@@ -51,15 +52,26 @@ class AbstractHopfieldKuramotoCoupling(eqx.Module):
     subtracts it).
     """
 
+    #: Whether `drives` and `energy` read the Hopfield weights $W_s$ (only the
+    #: multiplicative coupling); the others get `w_s=None`, so that a Hopfield part
+    #: without a dense matrix ([`hopkur.HebbianHopfield`][]) never forms one.
+    needs_hopfield_weights: ClassVar[bool] = False
+
     @abc.abstractmethod
     def drives(
-        self, g: Float[Array, " n"], x: Float[Array, "n d"], w_s: Float[Array, "n n"]
+        self,
+        g: Float[Array, " n"],
+        x: Float[Array, "n d"],
+        w_s: Float[Array, "n n"] | None,
     ) -> tuple[Float[Array, " n"], Float[Array, "n d"]]:
         """The drives `(v, u)` on the threshold units and on the oscillators."""
 
     @abc.abstractmethod
     def energy(
-        self, g: Float[Array, " n"], x: Float[Array, "n d"], w_s: Float[Array, "n n"]
+        self,
+        g: Float[Array, " n"],
+        x: Float[Array, "n d"],
+        w_s: Float[Array, "n n"] | None,
     ) -> Scalar:
         r"""$\sum_{(i,j)} c_{ij} (x_i\cdot x_j) g_i g_j$."""
 
@@ -74,6 +86,10 @@ class AbstractHopfieldKuramotoCoupling(eqx.Module):
         all-to-all additive coupling. With a sparse graph the correction is generically
         full rank."""
         return False
+
+
+def _optional_array(value):
+    return None if value is None else jnp.asarray(value)
 
 
 def _edge_dense(method, edges, n):
@@ -158,7 +174,7 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
     """
 
     alpha: Float[Array, ""] = eqx.field(converter=jnp.asarray)
-    edges: Int[Array, "e 2"] | None = None
+    edges: Int[Array, "e 2"] | None = eqx.field(default=None, converter=_optional_array)
     method: str = eqx.field(static=True, default="auto")
 
     def __check_init__(self):
@@ -221,8 +237,9 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
     the diagonal term: one $N\times N$ by $N\times D$ product, no Gram matrix.
     """
 
+    needs_hopfield_weights: ClassVar[bool] = True
     alpha: Float[Array, ""] = eqx.field(converter=jnp.asarray)
-    edges: Int[Array, "e 2"] | None = None
+    edges: Int[Array, "e 2"] | None = eqx.field(default=None, converter=_optional_array)
     method: str = eqx.field(static=True, default="auto")
 
     def __check_init__(self):
@@ -274,7 +291,7 @@ MultiplicativeCoupling.__init__.__doc__ = """**Arguments:**
 
 def coupled_vector_field(
     y: tuple[Float[Array, " n"], Float[Array, "n d"]],
-    hopfield: Hopfield,
+    hopfield: AbstractHopfield,
     kuramoto: Kuramoto,
     coupling: AbstractHopfieldKuramotoCoupling,
     kappa_h: float | Float[Array, ""] = 1.0,
@@ -288,7 +305,8 @@ def coupled_vector_field(
     **Arguments:**
 
     - `y`: the state `(x_h, x)`: threshold states `(N,)` and oscillators `(N, D)`.
-    - `hopfield`: the threshold part, a [`hopkur.Hopfield`][].
+    - `hopfield`: the threshold part, a [`hopkur.Hopfield`][] or
+        [`hopkur.HebbianHopfield`][].
     - `kuramoto`: the oscillator part, a [`hopkur.Kuramoto`][].
     - `coupling`: the coupling, e.g. [`hopkur.AdditiveCoupling`][].
     - `kappa_h`, `kappa_k`: the scales $\kappa_H, \kappa_K > 0$.
@@ -299,9 +317,9 @@ def coupled_vector_field(
     """
     x_h, x = y
     g = activation(hopfield.lagrangian, x_h)
-    w_s = hopfield.symmetric_weights
+    w_s = hopfield.symmetric_weights if coupling.needs_hopfield_weights else None
     v, u = coupling.drives(g, x, w_s)
-    dx_h = w_s @ g - x_h + hopfield.bias + v / kappa_h
+    dx_h = hopfield.weights_times(g) - x_h + hopfield.bias + v / kappa_h
     drive = kuramoto.coupling.drive(x) + u / kappa_k
     if kuramoto.field is not None:
         drive = drive + kuramoto.field
@@ -313,7 +331,7 @@ def coupled_vector_field(
 
 def coupled_energy(
     y: tuple[Float[Array, " n"], Float[Array, "n d"]],
-    hopfield: Hopfield,
+    hopfield: AbstractHopfield,
     kuramoto: Kuramoto,
     coupling: AbstractHopfieldKuramotoCoupling,
     kappa_h: float | Float[Array, ""] = 1.0,
@@ -336,8 +354,8 @@ def coupled_energy(
     """
     x_h, x = y
     lag, g = jax.value_and_grad(hopfield.lagrangian)(x_h)
-    w_s = hopfield.symmetric_weights
-    e_h = energy_from_activation(x_h, g, lag, w_s, hopfield.bias)
+    w_s = hopfield.symmetric_weights if coupling.needs_hopfield_weights else None
+    e_h = energy_from_drive(x_h, g, lag, hopfield.weights_times(g), hopfield.bias)
     e_k = kuramoto_energy(x, kuramoto.coupling, kuramoto.field)
     return kappa_k * e_k + kappa_h * e_h - coupling.energy(g, x, w_s)
 
@@ -363,7 +381,7 @@ class HopfieldKuramoto(AbstractEnergySystem):
         oscillator parameters vanish: break the symmetry deliberately.
     """
 
-    hopfield: Hopfield
+    hopfield: AbstractHopfield
     kuramoto: Kuramoto
     coupling: AbstractHopfieldKuramotoCoupling
     kappa_h: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=1.0)
@@ -371,9 +389,10 @@ class HopfieldKuramoto(AbstractEnergySystem):
 
     def __check_init__(self):
         call = "HopfieldKuramoto"
-        if not isinstance(self.hopfield, Hopfield):
+        if not isinstance(self.hopfield, AbstractHopfield):
             raise ValueError(
-                f"`{call}(hopfield=...)` must be a hopkur.Hopfield; got "
+                f"`{call}(hopfield=...)` must be a hopkur.Hopfield or "
+                f"hopkur.HebbianHopfield; got "
                 f"{type(self.hopfield).__name__}."
             )
         if not isinstance(self.kuramoto, Kuramoto):

@@ -8,6 +8,7 @@ $H = \nabla^2 L \succeq 0$, $\frac{dE_H}{dt} = -\dot x^\top H \dot x \le 0$ at e
 state.
 """
 
+import abc
 from collections.abc import Callable, Sequence
 
 import equinox as eqx
@@ -51,7 +52,12 @@ def _hopfield_parts(x, lagrangian):
 
 def energy_from_activation(x, g, lag, w_s, bias) -> Scalar:
     """$E_H$ from precomputed $g = \\nabla L(x)$, $L(x)$ and symmetric $W_s$."""
-    return jnp.dot(x - bias, g) - lag - 0.5 * jnp.dot(g, w_s @ g)
+    return energy_from_drive(x, g, lag, w_s @ g, bias)
+
+
+def energy_from_drive(x, g, lag, w_g, bias) -> Scalar:
+    """$E_H$ from precomputed $g = \\nabla L(x)$, $L(x)$ and $W_s g$."""
+    return jnp.dot(x - bias, g) - lag - 0.5 * jnp.dot(g, w_g)
 
 
 def hopfield_vector_field(
@@ -112,7 +118,59 @@ def _lagrangian_name(lagrangian) -> str:
     return getattr(fn, "__name__", type(fn).__name__)
 
 
-class Hopfield(AbstractEnergySystem):
+class AbstractHopfield(AbstractEnergySystem):
+    r"""Abstract base class of continuous Hopfield networks
+    $\dot x = W_s g(x) - x + b$ with energy
+    $E_H = (x - b)\cdot g - L - \tfrac12 g^\top W_s g$: [`hopkur.Hopfield`][] (a dense
+    weight matrix) and [`hopkur.HebbianHopfield`][] (Hebb's rule from stored patterns,
+    never forming the $N\times N$ matrix). [`hopkur.HopfieldKuramoto`][] accepts either
+    as its threshold part.
+
+    Subclasses provide `bias`, `lagrangian`, `num_units`, `symmetric_weights` (the dense
+    $W_s$, for analysis) and `weights_times(g)` ($W_s g$, the only thing the dynamics
+    need). The Lyapunov property holds for every subclass: $\nabla E_H = -H\dot x$ with
+    $H = \nabla^2 L \succeq 0$.
+    """
+
+    bias: eqx.AbstractVar[Float[Array, " n"]]
+    lagrangian: eqx.AbstractVar[Lagrangian]
+
+    @property
+    @abc.abstractmethod
+    def num_units(self) -> int:
+        """The number of units $N$."""
+
+    @property
+    @abc.abstractmethod
+    def symmetric_weights(self) -> Float[Array, "n n"]:
+        r"""The dense symmetric weights $W_s$ ($O(N^2)$ memory: for analysis)."""
+
+    @abc.abstractmethod
+    def weights_times(self, g: Float[Array, " n"]) -> Float[Array, " n"]:
+        r"""$W_s g$."""
+
+    def activation(self, x: Float[Array, " n"]) -> Float[Array, " n"]:
+        r"""$g(x) = \nabla L(x)$."""
+        return activation(self.lagrangian, x)
+
+    def vector_field(self, t: RealScalarLike, y: Float[Array, " n"], args: Args):
+        del t, args
+        check_shape(f"{type(self).__name__}.vector_field", "y", y, (self.num_units,))
+        g = activation(self.lagrangian, y)
+        return self.weights_times(g) - y + self.bias
+
+    def energy(self, y: Float[Array, " n"], args: Args) -> Scalar:
+        del args
+        check_shape(f"{type(self).__name__}.energy", "y", y, (self.num_units,))
+        lag, g = _hopfield_parts(y, self.lagrangian)
+        return energy_from_drive(y, g, lag, self.weights_times(g), self.bias)
+
+    @property
+    def is_gradient_system(self) -> Bool[Array, ""]:
+        return jnp.array(True)
+
+
+class Hopfield(AbstractHopfield):
     r"""A continuous Hopfield network (threshold units), in Lagrangian form.
 
     $\dot x = W_s g(x) - x + b$ with energy
@@ -167,9 +225,9 @@ class Hopfield(AbstractEnergySystem):
         r"""$W_s = (W + W^\top)/2$, the weights the dynamics use."""
         return symmetrise(self.weights)
 
-    def activation(self, x: Float[Array, " n"]) -> Float[Array, " n"]:
-        r"""$g(x) = \nabla L(x)$."""
-        return activation(self.lagrangian, x)
+    def weights_times(self, g: Float[Array, " n"]) -> Float[Array, " n"]:
+        r"""$W_s g$."""
+        return self.symmetric_weights @ g
 
     def vector_field(self, t: RealScalarLike, y: Float[Array, " n"], args: Args):
         del t, args
@@ -180,10 +238,6 @@ class Hopfield(AbstractEnergySystem):
         del args
         check_shape("Hopfield.energy", "y", y, (self.num_units,))
         return hopfield_energy(y, self.weights, self.bias, self.lagrangian)
-
-    @property
-    def is_gradient_system(self) -> Bool[Array, ""]:
-        return jnp.array(True)
 
     def energy_bounded_below(self) -> bool | None:
         r"""Whether the energy is known to be bounded below (so that trajectories
@@ -213,6 +267,109 @@ Hopfield.__init__.__doc__ = """**Arguments:**
 - `lagrangian`: the Lagrangian $L$, e.g. [`hopkur.lagrangian_tanh`][]; use
   `functools.partial(hopkur.lagrangian_softmax, beta=...)` for a modern Hopfield
   network.
+"""
+
+
+class HebbianHopfield(AbstractHopfield):
+    r"""A continuous Hopfield network whose weights are Hebb's rule for stored
+    patterns, $W = \frac{s}{N}\big(\Xi^\top\Xi - \operatorname{diag}(\Xi^\top\Xi)\big)$
+    (zero diagonal), kept in factored form: $W g = \frac{s}{N}\big(\Xi^\top(\Xi g) -
+    \operatorname{diag}(\Xi^\top\Xi)\circ g\big)$ costs $O(NP)$ time and memory for $P$
+    patterns, never forming the $N\times N$ matrix. This is what lets
+    [`hopkur.HopfieldKuramoto`][] run at $N = 10^5$ and beyond.
+
+    Dynamics and energy are those of [`hopkur.Hopfield`][] with these weights (equal to
+    `Hopfield(s * hebbian_weights(patterns), bias, lagrangian)`, tested).
+
+    **Lyapunov conditions:** always (`is_gradient_system` is true), as for every
+    [`hopkur.AbstractHopfield`][]; a lower bound of the energy is not guaranteed for
+    unbounded activations (see [`hopkur.HebbianHopfield.energy_bounded_below`][]).
+    """
+
+    patterns: Float[Array, "p n"] = eqx.field(converter=jnp.asarray)
+    bias: Float[Array, " n"] = eqx.field(converter=jnp.asarray)
+    lagrangian: Lagrangian
+    strength: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=1.0)
+
+    def __check_init__(self):
+        call = "HebbianHopfield"
+        if jnp.ndim(self.patterns) != 2:
+            raise ValueError(
+                f"`{call}(patterns=...)` must have shape (P, N); got "
+                f"{jnp.shape(self.patterns)}."
+            )
+        check_shape(call, "bias", self.bias, (self.patterns.shape[1],))
+        check_shape(call, "strength", self.strength, ())
+        check_finite(call, "patterns", self.patterns)
+        check_finite(call, "bias", self.bias)
+        check_finite(call, "strength", self.strength)
+        if not callable(self.lagrangian):
+            raise ValueError(
+                f"`{call}(lagrangian=...)` must be a callable `x -> scalar`; got "
+                f"{type(self.lagrangian).__name__}."
+            )
+
+    @property
+    def num_units(self) -> int:
+        """The number of units $N$."""
+        return self.patterns.shape[1]
+
+    @property
+    def num_patterns(self) -> int:
+        """The number of stored patterns $P$."""
+        return self.patterns.shape[0]
+
+    def _diagonal(self):
+        return jnp.sum(self.patterns * self.patterns, axis=0)
+
+    def weights_times(self, g: Float[Array, " n"]) -> Float[Array, " n"]:
+        r"""$W g$ in $O(NP)$."""
+        xi = self.patterns
+        return self.strength * (xi.T @ (xi @ g) - self._diagonal() * g) / xi.shape[1]
+
+    @property
+    def symmetric_weights(self) -> Float[Array, "n n"]:
+        r"""The dense $W$ ($O(N^2)$ memory: for analysis and tests only)."""
+        xi = self.patterns
+        w = xi.T @ xi - jnp.diag(self._diagonal())
+        return self.strength * w / xi.shape[1]
+
+    def energy_bounded_below(self) -> bool | None:
+        r"""Whether the energy is known to be bounded below: `True` for bounded
+        activations (tanh, sigmoid, softmax); for the identity and relu, decided from
+        the upper bound $\lambda_{\max}(W) \le \frac{s}{N}\big(\lambda_{\max}(\Xi\Xi^\top)
+        - \min_i (\Xi^\top\Xi)_{ii}\big)$ (exact for $\pm1$ patterns; $s \ge 0$),
+        computed from the $P\times P$ Gram matrix: `True` when it is below 1, `False`
+        when it is exact and not, else `None`. Needs concrete values.
+        """
+        name = _lagrangian_name(self.lagrangian)
+        if name in ("lagrangian_tanh", "lagrangian_sigmoid", "lagrangian_softmax"):
+            return True
+        if self.lagrangian not in (lagrangian_identity, lagrangian_relu):
+            return None
+        s = float(self.strength)
+        n = self.num_units
+        diag = self._diagonal()
+        lo, hi = float(jnp.min(diag)), float(jnp.max(diag))
+        gram = self.patterns @ self.patterns.T
+        top_gram = float(jnp.linalg.eigvalsh(gram)[-1]) if self.num_patterns else 0.0
+        if s < 0:
+            return None
+        bound = s * (top_gram - lo) / n
+        exact = hi - lo <= 1e-12 * max(1.0, hi)
+        strict = self.lagrangian is lagrangian_identity
+        if bound < 1.0 or (bound <= 1.0 and not strict):
+            return True
+        return False if exact else None
+
+
+HebbianHopfield.__init__.__doc__ = r"""**Arguments:**
+
+- `patterns`: the stored patterns $\xi^\mu$ (typically $\pm1$), shape `(P, N)`.
+- `bias`: the bias $b$, shape `(N,)`.
+- `lagrangian`: the Lagrangian $L$, e.g. [`hopkur.lagrangian_tanh`][].
+- `strength`: a scale $s$ of the weights (the inverse temperature of the classical
+  network), default 1.
 """
 
 
