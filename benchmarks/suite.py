@@ -404,12 +404,13 @@ def additive_scale(cfg: Config) -> dict:
     def model_of(alpha, k):
         # The full coupled model: a Hebbian Hopfield part (P stored patterns, kept
         # factored), all-to-all mean-field Kuramoto, all-to-all additive coupling.
+        one = jnp.float32(1.0)  # float32 scalars, also under jax_enable_x64
         hopfield = hopkur.HebbianHopfield(
-            patterns, jnp.zeros(n, jnp.float32), hopkur.lagrangian_tanh
+            patterns, jnp.zeros(n, jnp.float32), hopkur.lagrangian_tanh, one
         )
         kuramoto = hopkur.Kuramoto(hopkur.MeanFieldCoupling(k))
         return hopkur.HopfieldKuramoto(
-            hopfield, kuramoto, hopkur.AdditiveCoupling(alpha)
+            hopfield, kuramoto, hopkur.AdditiveCoupling(alpha), one, one
         )
 
     # All-to-all couplings scaled by 1/N (as Kuramoto's K/N): otherwise the drive
@@ -423,7 +424,10 @@ def additive_scale(cfg: Config) -> dict:
         return model_of(alpha, k).energy(y, None)
 
     def solve(alpha, k, y):
-        sol = hopkur.simulate(model_of(alpha, k), y, t1=1.0)
+        # float32 states with diffrax's times: standard promotion (for the test suite,
+        # which runs with jax_enable_x64 and strict promotion).
+        with jax.numpy_dtype_promotion("standard"):
+            sol = hopkur.simulate(model_of(alpha, k), y, t1=1.0)
         return sol.ys[0][-1], sol.ys[1][-1], sol.stats["num_steps"]
 
     c1 = T.compile_call("field", field, alpha, k, y)
@@ -782,7 +786,8 @@ def _cell(value) -> str:
 
 def render_table(result: dict) -> str:
     columns = result["columns"]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    header = " | ".join(_cell(c) for c in columns)
+    lines = ["| " + header + " |", "|" + "---|" * len(columns)]
     for row in result["rows"]:
         lines.append("| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |")
     return "\n".join(lines)

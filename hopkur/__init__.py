@@ -50,8 +50,8 @@ from ._graphs import (
     small_world_edges as small_world_edges,
 )
 from ._hopfield import (
-    activation as activation,
     AbstractHopfield as AbstractHopfield,
+    activation as activation,
     HebbianHopfield as HebbianHopfield,
     Hopfield as Hopfield,
     hopfield_energy as hopfield_energy,

@@ -337,7 +337,8 @@ class HebbianHopfield(AbstractHopfield):
     def energy_bounded_below(self) -> bool | None:
         r"""Whether the energy is known to be bounded below: `True` for bounded
         activations (tanh, sigmoid, softmax); for the identity and relu, decided from
-        the upper bound $\lambda_{\max}(W) \le \frac{s}{N}\big(\lambda_{\max}(\Xi\Xi^\top)
+        the upper bound
+        $\lambda_{\max}(W) \le \frac{s}{N}\big(\lambda_{\max}(\Xi\Xi^\top)
         - \min_i (\Xi^\top\Xi)_{ii}\big)$ (exact for $\pm1$ patterns; $s \ge 0$),
         computed from the $P\times P$ Gram matrix: `True` when it is below 1, `False`
         when it is exact and not, else `None`. Needs concrete values.

@@ -1,12 +1,13 @@
 """Conventions shared by the `hopkur` subcommands.
 
-- Bad flags or files: raise `UsageError("one clear line")`; `hopkur` prints it and exits 2.
+- Bad flags or files: raise `UsageError("one clear line")`; `hopkur` prints it and
+  exits 2.
 - Output folder: `OutputDir(path)` creates it (refusing to mix with a different earlier
   run unless `--overwrite`), writes files atomically (temporary file, then rename), and
-  writes `COMPLETE` last; a folder without `COMPLETE` is never mistaken for a finished run.
-  If the run fails before any file is written, the folder is removed.
-- Configuration: flags, optionally overridden by a TOML file (`--config FILE`), whose keys
-  are the long flag names with `_` for `-`.
+  writes `COMPLETE` last; a folder without `COMPLETE` is never mistaken for a finished
+  run. If the run fails before any file is written, the folder is removed.
+- Configuration: flags, optionally overridden by a TOML file (`--config FILE`), whose
+  keys are the long flag names with `_` for `-`.
 """
 
 import argparse
@@ -62,7 +63,8 @@ def save_figure(fig, path: str | os.PathLike) -> None:
 
 
 def atomic_save_eqx(path: str | os.PathLike, model) -> None:
-    """Serialises an equinox module's leaves (`eqx.tree_serialise_leaves`) atomically."""
+    """Serialises an equinox module's leaves (`eqx.tree_serialise_leaves`)
+    atomically."""
     import io
 
     import equinox as eqx
@@ -139,7 +141,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def add_common_flags(parser: argparse.ArgumentParser, *, default_out: str) -> None:
-    """Flags every subcommand has: --out, --overwrite, --config, --seed, --x64, --quiet."""
+    """Flags every subcommand has: --out, --overwrite, --config, --seed, --x64,
+    --quiet."""
     parser.add_argument("--out", default=default_out, help="output folder")
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a non-empty output folder"
@@ -179,7 +182,8 @@ def apply_config(
         action = known[dest]
         if action.choices is not None and value not in action.choices:
             raise UsageError(
-                f"--config {path}: '{key}' must be one of {sorted(action.choices)}; got {value!r}"
+                f"--config {path}: '{key}' must be one of "
+                f"{sorted(action.choices)}; got {value!r}"
             )
         if action.type is not None and not isinstance(value, bool):
             try:

@@ -1,12 +1,12 @@
 """Memory editing on the built-in digits: all four edits of the research note.
 
-Pre-trains the Hopfield classifier of `hopkur demo` (or takes it from the cache), freezes
-it, and trains an oscillator correction for each task (swap 0<->1, conflate 1->0) and
-variant (non-associative; associative: only with a context image of a "1"), with the
-defaults of `hopkur edit` (300 steps non-associative, 400 associative). Draws the frozen
-network's and the edited network's accuracy on the edited task and on the untouched
-digits, and writes every number to `docs/figures/memory_editing.json` (the table of
-docs/reproducing.md).
+Pre-trains the Hopfield classifier of `hopkur demo` (or takes it from the cache),
+freezes it, and trains an oscillator correction for each task (swap 0<->1, conflate
+1->0) and variant (non-associative; associative: only with a context image of a "1"),
+with the defaults of `hopkur edit` (300 steps non-associative, 400 associative). Draws
+the frozen network's and the edited network's accuracy on the edited task and on the
+untouched digits, and writes every number to `docs/figures/memory_editing.json` (the
+table of docs/reproducing.md).
 
     python scripts/figures/memory_editing.py          # about 8 minutes on 2 CPU cores
     python scripts/figures/memory_editing.py --fast   # 1/10 of the steps
