@@ -3,9 +3,9 @@
 Runs each script `scripts/figures/*.py` in its own Python process, from the repository
 root, `--jobs` at a time (default 2; the longest first); each writes its PNGs into
 `docs/figures/`. With `--fast`, passes `--fast` to every script (small runs, to check
-that the scripts work; do not commit the figures they produce). Reports the time each script took, the figures it
-wrote, and the total; exits with status 1 if any script failed (after running the
-others).
+that the scripts work; do not commit the figures they produce). Reports the time each
+script took, the figures it wrote, and the total; exits with status 1 if any script
+failed (after running the others).
 
     python scripts/make_figures.py            # all figures, full size (`make figures`)
     python scripts/make_figures.py --fast     # quick check
