@@ -118,6 +118,24 @@ def _lagrangian_name(lagrangian) -> str:
     return getattr(fn, "__name__", type(fn).__name__)
 
 
+def _energy_bounded_below(lagrangian, top_eigenvalue) -> bool | None:
+    r"""The shared rule of `energy_bounded_below`: bounded activations are bounded
+    below; for the identity (relu) Lagrangian, $\lambda_{\max}(W_s) < 1$ ($\le 1$) is
+    sufficient. `top_eigenvalue()` returns `(upper bound on the top eigenvalue or None
+    if unknown, whether the bound is exact)`; it is only called when needed."""
+    name = _lagrangian_name(lagrangian)
+    if name in ("lagrangian_tanh", "lagrangian_sigmoid", "lagrangian_softmax"):
+        return True
+    if lagrangian not in (lagrangian_identity, lagrangian_relu):
+        return None
+    top, exact = top_eigenvalue()
+    if top is None:
+        return None
+    if top < 1.0 or (top <= 1.0 and lagrangian is lagrangian_relu):
+        return True
+    return False if exact else None
+
+
 class AbstractHopfield(AbstractEnergySystem):
     r"""Abstract base class of continuous Hopfield networks
     $\dot x = W_s g(x) - x + b$ with energy
@@ -251,13 +269,10 @@ class Hopfield(AbstractHopfield):
 
         Needs concrete weights (call it outside `jit`).
         """
-        name = _lagrangian_name(self.lagrangian)
-        if name in ("lagrangian_tanh", "lagrangian_sigmoid", "lagrangian_softmax"):
-            return True
-        if self.lagrangian in (lagrangian_identity, lagrangian_relu):
-            top = float(jnp.linalg.eigvalsh(self.symmetric_weights)[-1])
-            return top < 1.0 if self.lagrangian is lagrangian_identity else top <= 1.0
-        return None
+        return _energy_bounded_below(
+            self.lagrangian,
+            lambda: (float(jnp.linalg.eigvalsh(self.symmetric_weights)[-1]), True),
+        )
 
 
 Hopfield.__init__.__doc__ = """**Arguments:**
@@ -343,25 +358,21 @@ class HebbianHopfield(AbstractHopfield):
         computed from the $P\times P$ Gram matrix: `True` when it is below 1, `False`
         when it is exact and not, else `None`. Needs concrete values.
         """
-        name = _lagrangian_name(self.lagrangian)
-        if name in ("lagrangian_tanh", "lagrangian_sigmoid", "lagrangian_softmax"):
-            return True
-        if self.lagrangian not in (lagrangian_identity, lagrangian_relu):
-            return None
-        s = float(self.strength)
-        n = self.num_units
-        diag = self._diagonal()
-        lo, hi = float(jnp.min(diag)), float(jnp.max(diag))
-        gram = self.patterns @ self.patterns.T
-        top_gram = float(jnp.linalg.eigvalsh(gram)[-1]) if self.num_patterns else 0.0
-        if s < 0:
-            return None
-        bound = s * (top_gram - lo) / n
-        exact = hi - lo <= 1e-12 * max(1.0, hi)
-        strict = self.lagrangian is lagrangian_identity
-        if bound < 1.0 or (bound <= 1.0 and not strict):
-            return True
-        return False if exact else None
+
+        def top_eigenvalue():
+            s = float(self.strength)
+            if s < 0:
+                return None, False
+            diag = self._diagonal()
+            lo, hi = float(jnp.min(diag)), float(jnp.max(diag))
+            gram = self.patterns @ self.patterns.T
+            top_gram = (
+                float(jnp.linalg.eigvalsh(gram)[-1]) if self.num_patterns else 0.0
+            )
+            exact = hi - lo <= 1e-12 * max(1.0, hi)
+            return s * (top_gram - lo) / self.num_units, exact
+
+        return _energy_bounded_below(self.lagrangian, top_eigenvalue)
 
 
 HebbianHopfield.__init__.__doc__ = r"""**Arguments:**

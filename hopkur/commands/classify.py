@@ -163,26 +163,33 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _positive(name: str, value, minimum=1) -> None:
+def at_least(name: str, value, minimum: int = 1) -> None:
+    """Refuses `--name value` below `minimum` (shared by classify, edit and demo)."""
     if value < minimum:
         raise UsageError(f"--{name} must be at least {minimum}; got {value}")
+
+
+def data_source(args) -> str:
+    """`"digits"` or `"mnist"` from `--data` / `--mnist-dir` (checked)."""
+    data = "mnist" if args.mnist_dir else args.data
+    if data == "mnist" and not args.mnist_dir:
+        raise UsageError("--data mnist needs --mnist-dir DIR")
+    return data
 
 
 def config_from_args(args):
     """The `ClassifyConfig` of the flags (checked)."""
     from hopkur.experiments import ClassifyConfig
 
-    data = "mnist" if args.mnist_dir else args.data
-    if data == "mnist" and not args.mnist_dir:
-        raise UsageError("--data mnist needs --mnist-dir DIR")
-    _positive("extra", args.extra, 0)
-    _positive("dim", args.dim, 2)
-    _positive("steps", args.steps, 0)
-    _positive("batch-size", args.batch_size)
-    _positive("train-limit", args.train_limit, 0)
-    _positive("test-limit", args.test_limit, 0)
-    _positive("eval-every", args.eval_every, 0)
-    _positive("decay-every", args.decay_every, 0)
+    data = data_source(args)
+    at_least("extra", args.extra, 0)
+    at_least("dim", args.dim, 2)
+    at_least("steps", args.steps, 0)
+    at_least("batch-size", args.batch_size)
+    at_least("train-limit", args.train_limit, 0)
+    at_least("test-limit", args.test_limit, 0)
+    at_least("eval-every", args.eval_every, 0)
+    at_least("decay-every", args.decay_every, 0)
     if not args.lr > 0:
         raise UsageError(f"--lr must be positive; got {args.lr}")
     if args.noise < 0:

@@ -25,7 +25,9 @@ from .classify import (
     add_data_flags,
     add_model_flags,
     add_optimiser_flags,
+    at_least,
     check_resume,
+    data_source,
     environment,
     load_data,
 )
@@ -137,23 +139,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _at_least(name, value, minimum):
-    if value < minimum:
-        raise UsageError(f"--{name} must be at least {minimum}; got {value}")
-
-
 def pretrain_config(args):
     """The `ClassifyConfig` of the frozen network."""
     from hopkur.experiments import ClassifyConfig
 
-    data = "mnist" if args.mnist_dir else args.data
-    if data == "mnist" and not args.mnist_dir:
-        raise UsageError("--data mnist needs --mnist-dir DIR")
-    _at_least("pretrain-extra", args.pretrain_extra, 0)
-    _at_least("pretrain-steps", args.pretrain_steps, 0)
-    _at_least("pretrain-batch-size", args.pretrain_batch_size, 1)
-    _at_least("train-limit", args.train_limit, 0)
-    _at_least("test-limit", args.test_limit, 0)
+    data = data_source(args)
+    at_least("pretrain-extra", args.pretrain_extra, 0)
+    at_least("pretrain-steps", args.pretrain_steps, 0)
+    at_least("pretrain-batch-size", args.pretrain_batch_size, 1)
+    at_least("train-limit", args.train_limit, 0)
+    at_least("test-limit", args.test_limit, 0)
     if not args.pretrain_lr > 0:
         raise UsageError(f"--pretrain-lr must be positive; got {args.pretrain_lr}")
     return ClassifyConfig(
@@ -180,11 +175,11 @@ def edit_config(args, variant=None):
     """The `EditConfig` of the flags (checked)."""
     from hopkur.experiments import EditConfig
 
-    _at_least("dim", args.dim, 2)
-    _at_least("steps", args.steps, 0)
-    _at_least("batch-size", args.batch_size, 1)
-    _at_least("encoder-rank", args.encoder_rank, 1)
-    _at_least("eval-every", getattr(args, "eval_every", 0), 0)
+    at_least("dim", args.dim, 2)
+    at_least("steps", args.steps, 0)
+    at_least("batch-size", args.batch_size, 1)
+    at_least("encoder-rank", args.encoder_rank, 1)
+    at_least("eval-every", getattr(args, "eval_every", 0), 0)
     for name in ("graph_k", "oscillator_k"):
         k = getattr(args, name)
         if k and (k < 2 or k % 2):
