@@ -61,6 +61,7 @@ from ._hopfield import (
     LayeredHopfield as LayeredHopfield,
 )
 from ._integrate import (
+    implicit_linear_solver as implicit_linear_solver,
     model_retraction as model_retraction,
     relax as relax,
     RetractingSolver as RetractingSolver,

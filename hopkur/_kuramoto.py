@@ -30,6 +30,7 @@ from ._sparse import (
     DENSE_THRESHOLD,
     DENSE_THRESHOLD_LEARNED,
     masked_gram_drive,
+    masked_gram_drive_batched,
     masked_gram_energy,
     per_sample,
 )
@@ -246,7 +247,12 @@ class EdgeCoupling(AbstractOscillatorCoupling):
     def drive(self, x):
         if self.evaluation_method(x.shape[0]) == "dense":
             args, batch_size = self._dense_parts(x)
-            return per_sample(masked_gram_drive, args, batch_size=batch_size)
+            return per_sample(
+                masked_gram_drive,
+                args,
+                batch_size=batch_size,
+                batched=masked_gram_drive_batched,
+            )
         i, j = self.edges[:, 0], self.edges[:, 1]
         xi, xj, s = self._overlaps(x)
         w = self.interaction.derivative(s)[:, None]

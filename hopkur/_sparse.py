@@ -44,6 +44,12 @@ DENSE_THRESHOLD_LEARNED = 0.5
 DENSE_MAX_NODES = 8192
 # Target number of elements of one chunk's N x N intermediates under `vmap`.
 _CHUNK_ELEMENTS = 2**18
+# Under `vmap`, the dense drive is evaluated in blocks of rows of about this many
+# elements once the N x N parameters exceed `_BLOCK_FROM_ELEMENTS` elements (4 MiB in
+# float32, beyond the cache; measured at N = 896 and 2048 in the `dense_limit`
+# benchmark).
+_BLOCK_ELEMENTS = 2**18
+_BLOCK_FROM_ELEMENTS = 2**20
 
 METHODS = ("auto", "segment", "dense")
 
@@ -82,25 +88,44 @@ per_sample_p = jex_core.Primitive("hopkur_per_sample")
 per_sample_p.multiple_results = True
 
 
-def _bind(args, jaxpr, batch_size):
-    return per_sample_p.bind(*args, jaxpr=jaxpr, batch_size=batch_size)
+def _bind(args, jaxpr, batch_size, batched=None):
+    return per_sample_p.bind(*args, jaxpr=jaxpr, batch_size=batch_size, batched=batched)
 
 
 def _struct(x) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x))
 
 
-def per_sample(fun: Callable[[PyTree], PyTree], args: PyTree, *, batch_size: int):
+def per_sample(
+    fun: Callable[[PyTree], PyTree],
+    args: PyTree,
+    *,
+    batch_size: int,
+    batched: Callable[[PyTree, PyTree], PyTree | None] | None = None,
+):
     """Calls `fun(args)`; under `vmap`, evaluates it on `batch_size` samples at a time
     (`lax.map`) instead of vectorising it over the whole batch.
 
     `fun` must use no closed-over arrays: everything it needs comes through `args` (any
     pytree; its non-array leaves are passed through as they are). Differentiable in both
     modes, to any order; the derivatives are again evaluated sample by sample.
+
+    `batched`, if given, is tried first under `vmap` (for the value only, not for the
+    derivatives): `batched(args, flags)` receives `args` with a leading batch axis on
+    the batched arrays and `flags`, a pytree of booleans over the array leaves of
+    `args` saying which are batched; it returns the batched outputs (batch axis first),
+    or `None` to fall back to the sample-by-sample evaluation.
     """
     dynamic, static = eqx.partition(args, eqx.is_array)
     flat, tree = jax.tree.flatten(dynamic)
     out_tree = []
+    flat_batched = None
+    if batched is not None:
+
+        def flat_batched(leaves, flags):
+            args = eqx.combine(jax.tree.unflatten(tree, leaves), static)
+            out = batched(args, jax.tree.unflatten(tree, flags))
+            return None if out is None else jax.tree.leaves(out)
 
     def flat_fun(*leaves):
         out = fun(eqx.combine(jax.tree.unflatten(tree, leaves), static))
@@ -109,16 +134,16 @@ def per_sample(fun: Callable[[PyTree], PyTree], args: PyTree, *, batch_size: int
         return out
 
     jaxpr = jax.make_jaxpr(flat_fun)(*map(_struct, flat))
-    return jax.tree.unflatten(out_tree[0], _bind(flat, jaxpr, batch_size))
+    return jax.tree.unflatten(out_tree[0], _bind(flat, jaxpr, batch_size, flat_batched))
 
 
-def _impl(*args, jaxpr, batch_size):
-    del batch_size
+def _impl(*args, jaxpr, batch_size, batched):
+    del batch_size, batched
     return jex_core.jaxpr_as_fun(jaxpr)(*args)
 
 
-def _abstract_eval(*args, jaxpr, batch_size):
-    del args, batch_size
+def _abstract_eval(*args, jaxpr, batch_size, batched):
+    del args, batch_size, batched
     return jaxpr.out_avals
 
 
@@ -128,8 +153,8 @@ def _zero_tangent(x):
     return np.zeros(jnp.shape(x), jax.dtypes.float0)
 
 
-def _jvp(primals, tangents, *, jaxpr, batch_size):
-    out = _bind(primals, jaxpr, batch_size)
+def _jvp(primals, tangents, *, jaxpr, batch_size, batched):
+    out = _bind(primals, jaxpr, batch_size, batched)
     nonzero = [type(t) is not ad.Zero for t in tangents]
     if not any(nonzero):
         return out, [ad.Zero.from_primal_value(o) for o in out]
@@ -146,7 +171,8 @@ def _jvp(primals, tangents, *, jaxpr, batch_size):
     return out, _bind([*primals, *ts], tangent_jaxpr, batch_size)
 
 
-def _transpose(cts, *args, jaxpr, batch_size):
+def _transpose(cts, *args, jaxpr, batch_size, batched):
+    del batched
     linear = [ad.is_undefined_primal(a) for a in args]
     residuals = [a for a, lin in zip(args, linear) if not lin]
     linear_structs = [
@@ -172,13 +198,18 @@ def _transpose(cts, *args, jaxpr, batch_size):
     return [next(outs) if lin else None for lin in linear]
 
 
-def _batch(args, dims, *, jaxpr, batch_size):
+def _batch(args, dims, *, jaxpr, batch_size, batched):
     size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
     fun = jex_core.jaxpr_as_fun(jaxpr)
+    if batched is not None:
+        leaves = [a if d is None else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims)]
+        outs = batched(leaves, [d is not None for d in dims])
+        if outs is not None:
+            return outs, [0] * len(outs)
     mapped = [jnp.moveaxis(a, d, 0) for a, d in zip(args, dims) if d is not None]
 
-    def one(batched):
-        it = iter(batched)
+    def one(sample):
+        it = iter(sample)
         return fun(*[next(it) if d is not None else a for a, d in zip(args, dims)])
 
     if batch_size >= size:
@@ -285,6 +316,59 @@ def masked_gram_drive(args) -> Float[Array, "n d"]:
     if mask is not None:
         w = w * mask
     return w @ x
+
+
+def _row_block(n: int) -> int | None:
+    """Rows per block for `masked_gram_drive_batched`, or `None` when blocking does not
+    pay (the N x N parameter matrices fit in cache) or no divisor of `n` is large
+    enough."""
+    if n * n <= _BLOCK_FROM_ELEMENTS:
+        return None
+    target = max(1, _BLOCK_ELEMENTS // n)
+    rows = max(r for r in range(1, min(n, target) + 1) if n % r == 0)
+    return rows if 4 * rows >= target else None
+
+
+def masked_gram_drive_batched(args, flags) -> Float[Array, "b n d"] | None:
+    r"""`masked_gram_drive` over a batch of states with shared parameters, in row
+    blocks: for each block of rows it forms $arphi'$ of the rows' Gram entries for two
+    samples at a time and multiplies by $X$, so that the block's parameters are read
+    from memory once for the whole batch (not once per sample). `None` (fall back to
+    sample by sample) when the parameters are batched or blocking does not pay."""
+    x, interaction, mask = args
+    x_flag, interaction_flags, mask_flag = flags
+    if not x_flag or any(jax.tree.leaves(interaction_flags)) or mask_flag:
+        return None
+    b, n, d = x.shape
+    rows = _row_block(n)
+    if rows is None:
+        return None
+    per_pair = lambda p: eqx.is_array(p) and jnp.shape(p) == (n * n,)
+    chunk = 2 if b % 2 == 0 else 1
+
+    def block(r):
+        start = r * rows
+        sub = jax.tree.map(
+            lambda p: lax.dynamic_slice_in_dim(p, start * n, rows * n)
+            if per_pair(p)
+            else p,
+            interaction,
+        )
+        m = None if mask is None else lax.dynamic_slice_in_dim(mask, start, rows)
+
+        def samples(xc):
+            xr = lax.dynamic_slice_in_dim(xc, start, rows, axis=1)
+            gram = jnp.einsum("bid,bjd->bij", xr, xc)
+            w = jax.vmap(sub.derivative)(gram.reshape(chunk, rows * n))
+            w = w.reshape(gram.shape)
+            if m is not None:
+                w = w * m[None]
+            return jnp.einsum("bij,bjd->bid", w, xc)
+
+        return lax.map(samples, x.reshape(b // chunk, chunk, n, d))
+
+    out = lax.map(block, jnp.arange(n // rows))  # (blocks, b // chunk, chunk, rows, d)
+    return jnp.transpose(out, (1, 2, 0, 3, 4)).reshape(b, n, d)
 
 
 def masked_gram_energy(args) -> Float[Array, ""]:

@@ -386,3 +386,109 @@ def test_bench_runner_smoke(tmp_path):
     assert "| k | density |" in readme[start:end]
     # A bad case name is a usage error (exit code 2).
     assert main(["bench", "--only", "nope", "--out", str(tmp_path / "x")]) == 2
+
+
+# ------------------------------------------------------ row-blocked dense drive
+
+
+def test_row_block_sizes():
+    # Below 2^20 parameter entries the per-sample form is kept.
+    assert _sparse._row_block(896) is None
+    assert _sparse._row_block(1024) is None
+    rows = _sparse._row_block(2048)
+    assert rows is not None and 2048 % rows == 0 and rows >= 32
+    # A prime number of nodes has no useful divisor: no blocking.
+    assert _sparse._row_block(1031) is None
+
+
+@pytest.mark.parametrize("kind, batch", [("relu", 4), ("tanh_shared", 3), ("mlp", 2)])
+def test_row_blocked_dense_drive_equals_per_sample(kind, batch, monkeypatch):
+    # N = 1040 > 1024 triggers the row-blocked evaluation under vmap (blocks of 208
+    # rows); odd batches are evaluated one sample per chunk, even ones two.
+    n, d = 1040, 3
+    rng = np.random.default_rng(batch)
+    edges = hopkur.complete_edges(n)
+    e = edges.shape[0]
+    a = jnp.asarray(rng.standard_normal(e) / np.sqrt(n))
+    b = jnp.asarray(rng.standard_normal(e) / np.sqrt(n))
+    x = rng.standard_normal((batch, n, d))
+    x = jnp.asarray(x / np.linalg.norm(x, axis=-1, keepdims=True))
+
+    def interaction(a, b):
+        if kind == "relu":
+            return hopkur.ReluInteraction(a, b)
+        if kind == "tanh_shared":  # a shared parameter: the adjacency mask is used
+            return hopkur.TanhInteraction(a, 0.7)
+        return hopkur.MLPInteraction(
+            4, 1, scale=a, key=jax.random.key(0), dtype=a.dtype
+        )
+
+    def fields(a, b, edges, xs, blocked):
+        coupling = hopkur.EdgeCoupling(edges, interaction(a, b), method="dense")
+        model = hopkur.Kuramoto(coupling)
+        f = lambda y: model.vector_field(0.0, y, None)
+        return jax.vmap(f)(xs) if blocked else jax.lax.map(f, xs)
+
+    used = []
+
+    def spy(args, flags):
+        out = _sparse.masked_gram_drive_batched(args, flags)
+        used.append(out is not None)
+        return out
+
+    monkeypatch.setattr(hopkur._kuramoto, "masked_gram_drive_batched", spy)
+    blocked = jax.jit(lambda *args: fields(*args, True))(a, b, edges, x)
+    assert used == [True]  # the row-blocked form ran, not the fallback
+    plain = jax.jit(lambda *args: fields(*args, False))(a, b, edges, x)
+    assert tree_allclose(blocked, plain, rtol=1e-10, atol=1e-12)
+
+    def grad(blocked):
+        loss = lambda a: jnp.sum(jnp.sin(fields(a, b, edges, x, blocked)))
+        return jax.jit(jax.grad(loss))(a)
+
+    assert tree_allclose(grad(True), grad(False), rtol=1e-9, atol=1e-12)
+    if kind != "relu":
+        return
+    # Parameters batched too (vmap over models): the sample-by-sample fallback.
+    both = jax.jit(jax.vmap(lambda a: fields(a, b, edges, x, True)))(jnp.stack([a, -a]))
+    assert tree_allclose(
+        both[1], fields(-a, b, edges, x, False), rtol=1e-10, atol=1e-12
+    )
+
+
+def test_dense_parameter_scatter_is_hoisted_out_of_the_solve():
+    # The dense form scatters per-edge parameters into N x N matrices; inside a solve
+    # that scatter is loop-invariant and must run once, not once per step.
+    n, d = 64, 3
+    rng = np.random.default_rng(0)
+    edges = jnp.asarray(hopkur.complete_edges(n))
+    e = edges.shape[0]
+    a, b = (jnp.asarray(rng.standard_normal(e) / 8) for _ in range(2))
+    x = rng.standard_normal((n, d))
+    x = jnp.asarray(x / np.linalg.norm(x, axis=-1, keepdims=True))
+
+    def run(a, b, edges, x):
+        coupling = hopkur.EdgeCoupling(
+            edges, hopkur.ReluInteraction(a, b), method="dense"
+        )
+        return hopkur.simulate(hopkur.Kuramoto(coupling), x, t1=1.0).ys[-1]
+
+    hlo = jax.jit(run).lower(a, b, edges, x).compile().as_text()
+    computations = {}
+    name = None
+    for line in hlo.splitlines():
+        if line and not line.startswith(" "):
+            name = line.split(" ")[0 if not line.startswith("ENTRY") else 1]
+        computations.setdefault(name, []).append(line)
+    callers = [
+        name
+        for name, lines in computations.items()
+        if any(" scatter(" in l or "scatter_computation" in l for l in lines[1:])
+    ]
+    assert callers, "expected the parameter scatter in the compiled solve"
+    assert all(
+        not any(" while(" in l for l in computations[c]) or c.startswith("%main")
+        for c in callers
+    )
+    entry = next(c for c in computations if c.startswith("%main"))
+    assert any(c == entry for c in callers), callers

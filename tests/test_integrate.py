@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import lineax as lx
 import numpy as np
 import pytest
 
@@ -165,6 +166,37 @@ def test_relax_gradient_matches_finite_differences():
     fd = (loss(scale + eps) - loss(scale - eps)) / (2 * eps)
     assert jnp.abs(fd) > 1e-3  # a real dependence, not a trivial zero
     assert jnp.allclose(grad, fd, rtol=1e-4, atol=1e-7)
+
+
+def test_implicit_linear_solver_choice_and_matrix_free_gradient():
+    """Small states: a dense factorisation; large ones: matrix-free LSMR (which must
+    accept diffrax's non-square presentation of the Jacobian and give the same
+    gradient)."""
+    small = jnp.zeros((100, 3))
+    assert isinstance(hopkur.implicit_linear_solver(small), lx.AutoLinearSolver)
+    big32 = (jnp.zeros((896, 5), jnp.float32), jnp.zeros(896, jnp.float32))
+    solver = hopkur.implicit_linear_solver(big32)
+    assert isinstance(solver, lx.LSMR) and solver.rtol == 1e-4
+    assert hopkur.implicit_linear_solver(jnp.zeros((896, 5))).rtol == 1e-8
+
+    w, c, x0 = _kuramoto_with_field()
+    weights = jnp.arange(x0.size, dtype=x0.dtype).reshape(x0.shape) / x0.size
+
+    def grad(adjoint):
+        def loss(scale):
+            model = hopkur.Kuramoto(hopkur.DenseCoupling(scale * w), field=c)
+            y = hopkur.relax(
+                model, x0, rtol=1e-10, atol=1e-12, max_steps=50_000, adjoint=adjoint
+            )
+            return jnp.sum(weights * y)
+
+        with jax.numpy_dtype_promotion("standard"):
+            return jax.grad(loss)(jnp.asarray(1.0))
+
+    dense = grad(None)
+    matrix_free = grad(dfx.ImplicitAdjoint(linear_solver=lx.LSMR(1e-10, 1e-10)))
+    assert jnp.abs(dense) > 1e-3
+    assert jnp.allclose(matrix_free, dense, rtol=1e-6, atol=1e-9)
 
 
 def test_relax_raises_a_clear_error_without_steady_state():
