@@ -106,6 +106,10 @@ def test_learnable_gamma(getkey):
             coupling, 12, 4, gamma=0.3, learn_gamma=learn, key=lkey
         )
         np.testing.assert_allclose(layer.gamma, 0.3, rtol=1e-12)
+        # No weakly typed leaf: an optimiser update must not change the types (which
+        # would recompile a jitted training step).
+        leaves = jax.tree.leaves(eqx.filter(layer, eqx.is_array))
+        assert not any(jax.typeof(leaf).weak_type for leaf in leaves)
         grad = eqx.filter_jit(eqx.filter_grad(loss))(layer)
         assert (abs(float(grad.raw_gamma)) > 0) == learn
 

@@ -177,7 +177,11 @@ class KuramotoLayer(eqx.Module):
             self.norm_weight = self.norm_bias = None
         # softplus^{-1}(gamma) if learnable, else gamma itself.
         raw = math.log(math.expm1(gamma)) if learn_gamma else gamma
-        self.raw_gamma = jnp.asarray(raw, **kwargs)
+        # A strongly typed scalar: a weakly typed one would turn strong after the first
+        # optimiser update and recompile a jitted training step once.
+        self.raw_gamma = jnp.asarray(
+            raw, dtype=jnp.result_type(float) if dtype is None else dtype
+        )
         self.coupling = coupling
         self.channels = channels
         self.dim = dim
