@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from ..commands._common import atomic_save_eqx, atomic_write_bytes, atomic_write_json
+from .._io import atomic_save_eqx, atomic_write_bytes, atomic_write_json
 from ..data.sudoku import augment, is_valid_solution, sudoku_dataset
 from ..nn import SudokuAKOrN, SudokuTransformer
 

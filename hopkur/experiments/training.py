@@ -28,7 +28,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, PyTree
 
-from ..commands._common import atomic_save_eqx
+from .._io import atomic_save_eqx
 
 
 OPTIMISERS = ("lion", "adam")
