@@ -29,6 +29,7 @@ from ._hopfield import Hopfield
 from ._integrate import _Stabilised, has_retraction, model_retraction, relax
 from ._lagrangians import lagrangian_tanh
 from ._system import AbstractEnergySystem
+from .data.patterns import hebbian_weights as hebbian_weights
 
 
 # ------------------------------------------------------------------ synchrony
@@ -678,28 +679,6 @@ def find_fixed_points(
 
 
 # ------------------------------------------------------------------ memory
-
-
-def hebbian_weights(patterns: Float[ArrayLike, "p n"]) -> Float[Array, "n n"]:
-    r"""Hebb's rule $W = \frac1N \sum_\mu \xi^\mu \xi^{\mu\top}$ with zero diagonal.
-
-    **Arguments:**
-
-    - `patterns`: the stored patterns $\xi^\mu$ (typically $\pm 1$), shape `(P, N)`.
-
-    **Returns:**
-
-    The symmetric `(N, N)` weight matrix.
-    """
-    patterns = jnp.asarray(patterns)
-    if patterns.ndim != 2:
-        raise ValueError(
-            f"`hopkur.hebbian_weights(patterns=...)` must have shape (P, N); got "
-            f"{patterns.shape}."
-        )
-    n = patterns.shape[1]
-    w = patterns.T @ patterns / n
-    return w - jnp.diag(jnp.diag(w))
 
 
 def pattern_overlaps(
