@@ -123,7 +123,9 @@ def test_shipped_checkpoint_accuracy():
     puzzles, solutions = sudoku_dataset("test", 100, seed=0)
     boards, _ = S.predict(model, puzzles, key=jr.key(0), blocks=4 * config["blocks"])
     assert np.all(boards[puzzles > 0] == puzzles[puzzles > 0])
-    # Recorded in docs/akorn.md; a regression check rather than a target.
+    # Recorded in docs/akorn.md (93 of these 100 boards, 94.6 % of 1000, at 4 T_train
+    # iterations); a regression check with some slack.
     cells = np.mean((boards == solutions)[puzzles == 0])
-    assert cells > 0.5
-    assert is_valid_solution(boards, puzzles).shape == (100,)
+    assert cells > 0.95
+    solved = is_valid_solution(boards, puzzles)
+    assert solved.shape == (100,) and np.mean(solved) >= 0.88

@@ -81,11 +81,11 @@ def add_parser(subparsers) -> None:
     train.add_argument(
         "--coupling",
         choices=["relational", "attention"],
-        default="relational",
-        help="AKOrN coupling (default: relational)",
+        default="attention",
+        help="AKOrN coupling (default: attention, the shipped model's)",
     )
     train.add_argument(
-        "--channels", type=int, default=32, help="channels per cell (default: 32)"
+        "--channels", type=int, default=48, help="channels per cell (default: 48)"
     )
     train.add_argument(
         "--dim", type=int, default=4, help="oscillator dimension n (default: 4)"
@@ -112,8 +112,8 @@ def add_parser(subparsers) -> None:
     train.add_argument(
         "--time-budget",
         type=float,
-        default=3600.0,
-        help="training time in seconds (default: 3600)",
+        default=5400.0,
+        help="training time in seconds (default: 5400)",
     )
     train.add_argument(
         "--max-iters", type=int, default=1_000_000, help="maximum iterations"
