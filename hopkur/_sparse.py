@@ -307,15 +307,20 @@ def _gram(x):
     return x @ x.T
 
 
+def _rows_drive(rows, x, interaction, mask):
+    # (phi'(R X^T) o M) X for rows R of X; `interaction`, `mask` cover those rows.
+    w = rows @ x.T
+    w = interaction.derivative(w.reshape(-1)).reshape(w.shape)
+    if mask is not None:
+        w = w * mask
+    return w @ x
+
+
 def masked_gram_drive(args) -> Float[Array, "n d"]:
     r"""$(\varphi'(X X^\top) \circ M) X$ for one sample; `args = (x, interaction, mask)`
     with a dense interaction from `dense_interaction` and `mask` `None` or `(n, n)`."""
     x, interaction, mask = args
-    n = x.shape[0]
-    w = interaction.derivative(_gram(x).reshape(n * n)).reshape(n, n)
-    if mask is not None:
-        w = w * mask
-    return w @ x
+    return _rows_drive(x, x, interaction, mask)
 
 
 def _row_block(n: int) -> int | None:
@@ -356,16 +361,11 @@ def masked_gram_drive_batched(args, flags) -> Float[Array, "b n d"] | None:
         )
         m = None if mask is None else lax.dynamic_slice_in_dim(mask, start, rows)
 
-        def samples(xc):
-            xr = lax.dynamic_slice_in_dim(xc, start, rows, axis=1)
-            gram = jnp.einsum("bid,bjd->bij", xr, xc)
-            w = jax.vmap(sub.derivative)(gram.reshape(chunk, rows * n))
-            w = w.reshape(gram.shape)
-            if m is not None:
-                w = w * m[None]
-            return jnp.einsum("bij,bjd->bid", w, xc)
+        def one(y):
+            y_rows = lax.dynamic_slice_in_dim(y, start, rows)
+            return _rows_drive(y_rows, y, sub, m)
 
-        return lax.map(samples, x.reshape(b // chunk, chunk, n, d))
+        return lax.map(jax.vmap(one), x.reshape(b // chunk, chunk, n, d))
 
     out = lax.map(block, jnp.arange(n // rows))  # (blocks, b // chunk, chunk, rows, d)
     return jnp.transpose(out, (1, 2, 0, 3, 4)).reshape(b, n, d)
