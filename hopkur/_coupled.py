@@ -29,12 +29,10 @@ from ._misc import check_edges, check_finite, check_shape, is_concrete
 from ._sparse import (
     check_method,
     choose_dense,
-    chunk_size,
     coupling_drives,
     coupling_energy,
     dense_symmetric,
     DENSE_THRESHOLD,
-    per_sample,
 )
 from ._sphere import normalise, project_tangent
 from ._system import AbstractEnergySystem
@@ -100,7 +98,7 @@ def _edge_drives(edges, c, g, x, method="auto"):
     n = x.shape[0]
     if _edge_dense(method, edges, n):
         cm = dense_symmetric(c, edges, n)
-        return per_sample(coupling_drives, (g, x, cm), batch_size=chunk_size(n))
+        return coupling_drives(g, x, cm)
     i, j = edges[:, 0], edges[:, 1]
     xi, xj = x[i], x[j]
     s = jnp.sum(xi * xj, axis=-1)
@@ -116,7 +114,7 @@ def _edge_energy(edges, c, g, x, method="auto"):
     n = x.shape[0]
     if _edge_dense(method, edges, n):
         cm = dense_symmetric(c, edges, n)
-        return per_sample(coupling_energy, (g, x, cm), batch_size=chunk_size(n))
+        return coupling_energy(g, x, cm)
     i, j = edges[:, 0], edges[:, 1]
     s = jnp.sum(x[i] * x[j], axis=-1)
     return jnp.sum(c * s * g[i] * g[j])

@@ -21,17 +21,15 @@ from ._custom_types import Args, RealScalarLike, Scalar
 from ._interactions import AbstractInteraction
 from ._misc import check_edges, check_finite, check_shape, is_concrete, tolerance
 from ._sparse import (
-    adjacency,
     check_method,
     choose_dense,
     chunk_size,
     CLOSED_FORM,
-    dense_interaction,
     DENSE_THRESHOLD,
     DENSE_THRESHOLD_LEARNED,
-    masked_gram_drive,
-    masked_gram_drive_batched,
-    masked_gram_energy,
+    edge_drive_dense,
+    edge_drive_dense_batched,
+    edge_energy_dense,
     per_sample,
 )
 from ._sphere import antisymmetrise, normalise, project_tangent
@@ -233,11 +231,8 @@ class EdgeCoupling(AbstractOscillatorCoupling):
         dense = choose_dense(self.method, self.edges.shape[0], n, threshold)
         return "dense" if dense else "segment"
 
-    def _dense_parts(self, x):
-        n = x.shape[0]
-        interaction, needs_mask = dense_interaction(self.interaction, self.edges, n)
-        mask = adjacency(self.edges, n, x.dtype) if needs_mask else None
-        return (x, interaction, mask), chunk_size(n)
+    def _dense_args(self, x):
+        return (x, self.interaction, self.edges), chunk_size(x.shape[0])
 
     def _overlaps(self, x):
         i, j = self.edges[:, 0], self.edges[:, 1]
@@ -246,12 +241,12 @@ class EdgeCoupling(AbstractOscillatorCoupling):
 
     def drive(self, x):
         if self.evaluation_method(x.shape[0]) == "dense":
-            args, batch_size = self._dense_parts(x)
+            args, batch_size = self._dense_args(x)
             return per_sample(
-                masked_gram_drive,
+                edge_drive_dense,
                 args,
                 batch_size=batch_size,
-                batched=masked_gram_drive_batched,
+                batched=edge_drive_dense_batched,
             )
         i, j = self.edges[:, 0], self.edges[:, 1]
         xi, xj, s = self._overlaps(x)
@@ -263,8 +258,8 @@ class EdgeCoupling(AbstractOscillatorCoupling):
 
     def energy(self, x):
         if self.evaluation_method(x.shape[0]) == "dense":
-            args, batch_size = self._dense_parts(x)
-            return per_sample(masked_gram_energy, args, batch_size=batch_size)
+            args, batch_size = self._dense_args(x)
+            return per_sample(edge_energy_dense, args, batch_size=batch_size)
         _, _, s = self._overlaps(x)
         return -jnp.sum(self.interaction.potential(s))
 

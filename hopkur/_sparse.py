@@ -17,7 +17,8 @@ the dense form would materialise a `(batch, N, N)` array and become memory-bound
 therefore wrapped in `per_sample`, a primitive that, when batched, runs its function
 sample by sample (`lax.map`, in chunks small enough that each chunk's $N\times N$
 intermediates stay in cache) and that stays sample by sample under `jvp`, `grad`,
-transposition and nested `vmap`.
+transposition and nested `vmap`, in either order of `vmap` and differentiation: its
+derivatives recompute each sample's intermediates rather than saving them.
 """
 
 from collections.abc import Callable
@@ -87,13 +88,40 @@ def chunk_size(n: int) -> int:
 per_sample_p = jex_core.Primitive("hopkur_per_sample")
 per_sample_p.multiple_results = True
 
+# The primitive's parameters: `jaxpr`, the function of ONE sample (flat inputs to flat
+# outputs); `batch_size`, the samples evaluated together; `batched`, the optional
+# value-only hook; `in_batched`, which inputs carry a leading batch axis (none: a plain
+# call of `jaxpr`); `out_summed`, which outputs are summed over the batch instead of
+# stacked along it (transposition needs these for the cotangents of unbatched inputs).
+# Batching is a parameter rather than an immediate `lax.map`, so that differentiating a
+# batched call still goes through `_jvp` and `_transpose` below: they derive the
+# per-sample tangent and transposed functions and loop over the samples again, each
+# sample recomputing its own intermediates. Autodiff of a `lax.map` would instead save
+# every sample's N x N intermediates as residuals (hundreds of MB per evaluation).
 
-def _bind(args, jaxpr, batch_size, batched=None):
-    return per_sample_p.bind(*args, jaxpr=jaxpr, batch_size=batch_size, batched=batched)
+
+def _bind(args, jaxpr, batch_size, batched=None, in_batched=None, out_summed=None):
+    if in_batched is None:
+        in_batched = (False,) * len(args)
+    if out_summed is None:
+        out_summed = (False,) * len(jaxpr.out_avals)
+    return per_sample_p.bind(
+        *args,
+        jaxpr=jaxpr,
+        batch_size=batch_size,
+        batched=batched,
+        in_batched=tuple(in_batched),
+        out_summed=tuple(out_summed),
+    )
 
 
 def _struct(x) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x))
+
+
+def _sample_struct(shape, dtype, batched: bool) -> jax.ShapeDtypeStruct:
+    """The shape of one sample of an input (its batch axis, if any, removed)."""
+    return jax.ShapeDtypeStruct(tuple(shape[1:] if batched else shape), dtype)
 
 
 def per_sample(
@@ -108,7 +136,9 @@ def per_sample(
 
     `fun` must use no closed-over arrays: everything it needs comes through `args` (any
     pytree; its non-array leaves are passed through as they are). Differentiable in both
-    modes, to any order; the derivatives are again evaluated sample by sample.
+    modes, to any order, before or after `vmap`; the derivatives are again evaluated
+    sample by sample, each sample recomputing what it needs (nothing per sample is kept
+    between the forward and the backward pass but the inputs).
 
     `batched`, if given, is tried first under `vmap` (for the value only, not for the
     derivatives): `batched(args, flags)` receives `args` with a leading batch axis on
@@ -137,14 +167,63 @@ def per_sample(
     return jax.tree.unflatten(out_tree[0], _bind(flat, jaxpr, batch_size, flat_batched))
 
 
-def _impl(*args, jaxpr, batch_size, batched):
+def _batch_length(args, in_batched) -> int:
+    return next(jnp.shape(a)[0] for a, b in zip(args, in_batched) if b)
+
+
+def _sample_loop(fun, args, in_batched, out_summed, batch_size):
+    """`fun` sample by sample over the batched `args`: stacked outputs (`batch_size`
+    samples at a time), or sums over the samples where `out_summed`."""
+    mapped = [a for a, b in zip(args, in_batched) if b]
+
+    def one(sample):
+        it = iter(sample)
+        return fun(*[next(it) if b else a for a, b in zip(args, in_batched)])
+
+    if not any(out_summed):
+        size = _batch_length(args, in_batched)
+        if batch_size >= size:
+            return jax.vmap(one)(mapped)
+        return lax.map(one, mapped, batch_size=batch_size if batch_size > 1 else None)
+
+    # Sums over the samples: one sample per step, the totals carried. (Evaluating a
+    # few samples together here, as above, made transposed dense drives 5-6x slower at
+    # N = 256-512: the vectorised transposes become batched matrix products.)
+    def body(totals, sample):
+        outs = one(sample)
+        it = iter(totals)
+        totals = [next(it) + o for o, s in zip(outs, out_summed) if s]
+        return totals, [o for o, s in zip(outs, out_summed) if not s]
+
+    sample_avals = jax.eval_shape(one, [m[0] for m in mapped])
+    totals = [
+        jnp.zeros(o.shape, o.dtype) for o, s in zip(sample_avals, out_summed) if s
+    ]
+    totals, stacked = lax.scan(body, totals, mapped)
+    summed_it, stacked_it = iter(totals), iter(stacked)
+    return [next(summed_it) if s else next(stacked_it) for s in out_summed]
+
+
+def _impl(*args, jaxpr, batch_size, batched, in_batched, out_summed):
+    fun = jex_core.jaxpr_as_fun(jaxpr)
+    if not any(in_batched):
+        return fun(*args)
+    if batched is not None and not any(out_summed):
+        outs = batched(list(args), list(in_batched))
+        if outs is not None:
+            return outs
+    return _sample_loop(fun, args, in_batched, out_summed, batch_size)
+
+
+def _abstract_eval(*args, jaxpr, batch_size, batched, in_batched, out_summed):
     del batch_size, batched
-    return jex_core.jaxpr_as_fun(jaxpr)(*args)
-
-
-def _abstract_eval(*args, jaxpr, batch_size, batched):
-    del args, batch_size, batched
-    return jaxpr.out_avals
+    if not any(in_batched):
+        return jaxpr.out_avals
+    size = _batch_length(args, in_batched)
+    return [
+        a if s else a.update(shape=(size, *a.shape))
+        for a, s in zip(jaxpr.out_avals, out_summed)
+    ]
 
 
 def _zero_tangent(x):
@@ -153,8 +232,8 @@ def _zero_tangent(x):
     return np.zeros(jnp.shape(x), jax.dtypes.float0)
 
 
-def _jvp(primals, tangents, *, jaxpr, batch_size, batched):
-    out = _bind(primals, jaxpr, batch_size, batched)
+def _jvp(primals, tangents, *, jaxpr, batch_size, batched, in_batched, out_summed):
+    out = _bind(primals, jaxpr, batch_size, batched, in_batched, out_summed)
     nonzero = [type(t) is not ad.Zero for t in tangents]
     if not any(nonzero):
         return out, [ad.Zero.from_primal_value(o) for o in out]
@@ -167,20 +246,34 @@ def _jvp(primals, tangents, *, jaxpr, batch_size, batched):
         return jax.jvp(fun, tuple(ps), tuple(ts))[1]
 
     ts = [t for t in tangents if type(t) is not ad.Zero]
-    tangent_jaxpr = jax.make_jaxpr(tangent_fun)(*map(_struct, [*primals, *ts]))
-    return out, _bind([*primals, *ts], tangent_jaxpr, batch_size)
+    t_batched = [b for b, nz in zip(in_batched, nonzero) if nz]
+    all_batched = (*in_batched, *t_batched)
+    structs = [
+        _sample_struct(jnp.shape(a), jnp.result_type(a), b)
+        for a, b in zip([*primals, *ts], all_batched)
+    ]
+    tangent_jaxpr = jax.make_jaxpr(tangent_fun)(*structs)
+    return out, _bind(
+        [*primals, *ts], tangent_jaxpr, batch_size, None, all_batched, out_summed
+    )
 
 
-def _transpose(cts, *args, jaxpr, batch_size, batched):
+def _transpose(cts, *args, jaxpr, batch_size, batched, in_batched, out_summed):
     del batched
     linear = [ad.is_undefined_primal(a) for a in args]
+    shapes = [a.aval.shape if lin else jnp.shape(a) for a, lin in zip(args, linear)]
+    is_batched = any(in_batched)
+    size = _batch_length([np.empty(s) for s in shapes], in_batched) if is_batched else 0
     residuals = [a for a, lin in zip(args, linear) if not lin]
+    res_batched = [b for b, lin in zip(in_batched, linear) if not lin]
+    lin_batched = [b for b, lin in zip(in_batched, linear) if lin]
     linear_structs = [
-        jax.ShapeDtypeStruct(a.aval.shape, a.aval.dtype)
-        for a, lin in zip(args, linear)
+        _sample_struct(a.aval.shape, a.aval.dtype, b)
+        for a, lin, b in zip(args, linear, in_batched)
         if lin
     ]
     cts = [ad.instantiate_zeros(c) for c in cts]
+    ct_batched = [is_batched and not s for s in out_summed]
     fun = jex_core.jaxpr_as_fun(jaxpr)
     num_res = len(residuals)
 
@@ -193,29 +286,47 @@ def _transpose(cts, *args, jaxpr, batch_size, batched):
 
         return jax.linear_transpose(linear_fun, *linear_structs)(ct)
 
-    t_jaxpr = jax.make_jaxpr(transposed_fun)(*map(_struct, [*residuals, *cts]))
-    outs = iter(_bind([*residuals, *cts], t_jaxpr, batch_size))
+    t_in = [*residuals, *cts]
+    t_batched = (*res_batched, *ct_batched)
+    structs = [
+        _sample_struct(jnp.shape(a), jnp.result_type(a), b)
+        for a, b in zip(t_in, t_batched)
+    ]
+    t_jaxpr = jax.make_jaxpr(transposed_fun)(*structs)
+    if any(t_batched):
+        summed = [not b for b in lin_batched]
+        outs = _bind(t_in, t_jaxpr, batch_size, None, t_batched, summed)
+    else:
+        # Every sample sees the same residuals and cotangents: one evaluation serves
+        # them all (broadcast to the batched inputs, times the batch for the others).
+        outs = _bind(t_in, t_jaxpr, batch_size)
+        if is_batched:
+            outs = [
+                jnp.broadcast_to(o, (size, *o.shape)) if b else size * o
+                for o, b in zip(outs, lin_batched)
+            ]
+    outs = iter(outs)
     return [next(outs) if lin else None for lin in linear]
 
 
-def _batch(args, dims, *, jaxpr, batch_size, batched):
-    size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
-    fun = jex_core.jaxpr_as_fun(jaxpr)
-    if batched is not None:
-        leaves = [a if d is None else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims)]
-        outs = batched(leaves, [d is not None for d in dims])
-        if outs is not None:
-            return outs, [0] * len(outs)
-    mapped = [jnp.moveaxis(a, d, 0) for a, d in zip(args, dims) if d is not None]
+def _batch(args, dims, *, jaxpr, batch_size, batched, in_batched, out_summed):
+    moved = [a if d is None else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims)]
+    if not any(in_batched):
+        flags = [d is not None for d in dims]
+        outs = _bind(moved, jaxpr, batch_size, batched, flags)
+        return outs, [0] * len(outs)
+    # Already batched (nested `vmap`): one call of the batched primitive per entry of
+    # the new axis.
+    params = (jaxpr, batch_size, batched, in_batched, out_summed)
+    mapped = [a for a, d in zip(moved, dims) if d is not None]
 
     def one(sample):
         it = iter(sample)
-        return fun(*[next(it) if d is not None else a for a, d in zip(args, dims)])
+        return _bind(
+            [next(it) if d is not None else a for a, d in zip(moved, dims)], *params
+        )
 
-    if batch_size >= size:
-        outs = jax.vmap(one)(mapped)
-    else:
-        outs = lax.map(one, mapped, batch_size=batch_size if batch_size > 1 else None)
+    outs = lax.map(one, mapped)
     return outs, [0] * len(outs)
 
 
@@ -336,7 +447,7 @@ def _row_block(n: int) -> int | None:
 
 def masked_gram_drive_batched(args, flags) -> Float[Array, "b n d"] | None:
     r"""`masked_gram_drive` over a batch of states with shared parameters, in row
-    blocks: for each block of rows it forms $arphi'$ of the rows' Gram entries for two
+    blocks: for each block of rows it forms $\varphi'$ of the rows' Gram entries for two
     samples at a time and multiplies by $X$, so that the block's parameters are read
     from memory once for the whole batch (not once per sample). `None` (fall back to
     sample by sample) when the parameters are batched or blocking does not pay."""
@@ -371,6 +482,44 @@ def masked_gram_drive_batched(args, flags) -> Float[Array, "b n d"] | None:
     return jnp.transpose(out, (1, 2, 0, 3, 4)).reshape(b, n, d)
 
 
+def _dense_edge_parts(interaction, edges, n, dtype):
+    dense, needs_mask = dense_interaction(interaction, edges, n)
+    return dense, adjacency(edges, n, dtype) if needs_mask else None
+
+
+def edge_drive_dense(args) -> Float[Array, "n d"]:
+    r"""`masked_gram_drive` from the per-edge form: `args = (x, interaction, edges)`
+    with the interaction's parameters per edge (or shared).
+
+    The parameters are scattered into $N\times N$ matrices inside, so that the
+    cotangents a sample's backward pass returns are per edge (shape `(E,)`), not
+    $N\times N$: under a `vmap`ped derivative (diffrax's checkpointed backward pass)
+    they are stacked over the batch before being summed. In the sample loops the
+    scatter is loop-invariant and XLA evaluates it once."""
+    x, interaction, edges = args
+    dense, mask = _dense_edge_parts(interaction, edges, x.shape[0], x.dtype)
+    return masked_gram_drive((x, dense, mask))
+
+
+def edge_drive_dense_batched(args, flags) -> Float[Array, "b n d"] | None:
+    """`edge_drive_dense` over a batch of states with shared parameters: the row-blocked
+    `masked_gram_drive_batched`."""
+    x, interaction, edges = args
+    x_flag, interaction_flags, edges_flag = flags
+    if not x_flag or any(jax.tree.leaves(interaction_flags)) or edges_flag:
+        return None
+    dense, mask = _dense_edge_parts(interaction, edges, x.shape[1], x.dtype)
+    unbatched = jax.tree.map(lambda _: False, (dense, mask))
+    return masked_gram_drive_batched((x, dense, mask), (True, *unbatched))
+
+
+def edge_energy_dense(args) -> Float[Array, ""]:
+    """`masked_gram_energy` from the per-edge form, as `edge_drive_dense`."""
+    x, interaction, edges = args
+    dense, mask = _dense_edge_parts(interaction, edges, x.shape[0], x.dtype)
+    return masked_gram_energy((x, dense, mask))
+
+
 def masked_gram_energy(args) -> Float[Array, ""]:
     r"""$-\tfrac12 \sum_{ij} M_{ij}\varphi_{ij}(x_i\cdot x_j)$ for one sample (each edge
     once: the diagonal is masked out)."""
@@ -382,17 +531,24 @@ def masked_gram_energy(args) -> Float[Array, ""]:
     return -0.5 * jnp.sum(phi)
 
 
-def coupling_drives(args) -> tuple[Float[Array, " n"], Float[Array, "n d"]]:
+def coupling_drives(
+    g: Float[Array, " n"], x: Float[Array, "n d"], c: Float[Array, "n n"]
+) -> tuple[Float[Array, " n"], Float[Array, "n d"]]:
     r"""Dense drives of a Hopfield–Kuramoto edge coupling with coefficient matrix $C$:
-    $v = (C \circ X X^\top) g$ and $u = g \circ C (g \circ X)$, for one sample."""
-    g, x, c = args
+    $v = (C \circ X X^\top) g$ and $u = g \circ C (g \circ X)$.
+
+    Both come from one product $Y = C (g \circ X)$: $u_i = g_i y_i$ and
+    $v_i = \sum_j c_{ij} (x_i\cdot x_j) g_j = x_i \cdot y_i$. No Gram matrix is
+    formed, and under `vmap` ($C$ shared by the batch) the product is one matrix
+    product for the whole batch."""
+    y = c @ (g[:, None] * x)
+    return jnp.sum(x * y, axis=-1), g[:, None] * y
+
+
+def coupling_energy(
+    g: Float[Array, " n"], x: Float[Array, "n d"], c: Float[Array, "n n"]
+) -> Float[Array, ""]:
+    r"""$\tfrac12 g^\top (C \circ X X^\top) g = \tfrac12 \sum_i g_i\, x_i \cdot
+    [C (g \circ X)]_i$."""
     gx = g[:, None] * x
-    v = (c * _gram(x)) @ g
-    u = g[:, None] * (c @ gx)
-    return v, u
-
-
-def coupling_energy(args) -> Float[Array, ""]:
-    r"""$\tfrac12 g^\top (C \circ X X^\top) g$ for one sample."""
-    g, x, c = args
-    return 0.5 * jnp.dot(g, (c * _gram(x)) @ g)
+    return 0.5 * jnp.sum(gx * (c @ gx))
