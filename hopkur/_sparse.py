@@ -167,8 +167,9 @@ def per_sample(
     return jax.tree.unflatten(out_tree[0], _bind(flat, jaxpr, batch_size, flat_batched))
 
 
-def _batch_length(args, in_batched) -> int:
-    return next(jnp.shape(a)[0] for a, b in zip(args, in_batched) if b)
+def _batch_length(shapes, in_batched) -> int:
+    """The batch size: the leading dimension of the first batched input's shape."""
+    return next(s[0] for s, b in zip(shapes, in_batched) if b)
 
 
 def _sample_loop(fun, args, in_batched, out_summed, batch_size):
@@ -181,7 +182,7 @@ def _sample_loop(fun, args, in_batched, out_summed, batch_size):
         return fun(*[next(it) if b else a for a, b in zip(args, in_batched)])
 
     if not any(out_summed):
-        size = _batch_length(args, in_batched)
+        size = _batch_length(map(jnp.shape, args), in_batched)
         if batch_size >= size:
             return jax.vmap(one)(mapped)
         return lax.map(one, mapped, batch_size=batch_size if batch_size > 1 else None)
@@ -219,7 +220,7 @@ def _abstract_eval(*args, jaxpr, batch_size, batched, in_batched, out_summed):
     del batch_size, batched
     if not any(in_batched):
         return jaxpr.out_avals
-    size = _batch_length(args, in_batched)
+    size = _batch_length([a.shape for a in args], in_batched)
     return [
         a if s else a.update(shape=(size, *a.shape))
         for a, s in zip(jaxpr.out_avals, out_summed)
@@ -263,7 +264,7 @@ def _transpose(cts, *args, jaxpr, batch_size, batched, in_batched, out_summed):
     linear = [ad.is_undefined_primal(a) for a in args]
     shapes = [a.aval.shape if lin else jnp.shape(a) for a, lin in zip(args, linear)]
     is_batched = any(in_batched)
-    size = _batch_length([np.empty(s) for s in shapes], in_batched) if is_batched else 0
+    size = _batch_length(shapes, in_batched) if is_batched else 0
     residuals = [a for a, lin in zip(args, linear) if not lin]
     res_batched = [b for b, lin in zip(in_batched, linear) if not lin]
     lin_batched = [b for b, lin in zip(in_batched, linear) if lin]
