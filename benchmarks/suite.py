@@ -208,7 +208,10 @@ def dense_limit(cfg: Config) -> dict:
         )
 
     def field_given_dense(am, bm, xs):
-        interaction = hopkur.ReluInteraction(am.reshape(-1), bm.reshape(-1))
+        # the dense (n, n) parameters in place of the per-edge ones
+        interaction = eqx.tree_at(
+            lambda m: (m.a, m.b), hopkur.ReluInteraction(0.0, 0.0), (am, bm)
+        )
 
         def one(y):
             drive = _sparse.per_sample(

@@ -64,11 +64,53 @@ def test_edge_coupling_dense_equals_segment(kind, getkey):
     assert tree_allclose(_forward(dense, xs), _forward(segment, xs), **tol)
 
 
-@pytest.mark.parametrize("kind", ["relu", "function"])
+@pytest.mark.parametrize("kind", INTERACTIONS)
 def test_edge_coupling_gradients_dense_equals_segment(kind, getkey):
+    # The dense drive has its own tangent rule (`_symmetric_gram_drive`); reverse mode
+    # transposes it.
     segment, dense, xs = _edge_couplings(kind, getkey())
     assert tree_allclose(
         _gradients(dense, xs), _gradients(segment, xs), rtol=1e-10, atol=1e-10
+    )
+
+
+@eqx.filter_jit
+def _forward_mode_and_second_order(coupling, x, dx):
+    params, static = eqx.partition(coupling, eqx.is_inexact_array)
+    d_params = jax.tree.map(
+        lambda p: jnp.cos(jnp.arange(p.size)).reshape(p.shape), params
+    )
+    drive = lambda p: eqx.combine(p, static).drive(x)
+    return (
+        jax.jacfwd(coupling.drive)(x),
+        jax.jvp(drive, (params,), (d_params,))[1],
+        # both tangents at once
+        jax.jvp(
+            lambda p, y: eqx.combine(p, static).drive(y), (params, x), (d_params, dx)
+        )[1],
+        jax.hessian(lambda y: jnp.sum(jnp.sin(coupling.drive(y))))(x),
+        # reverse over reverse, in the parameters and the state together
+        jax.grad(
+            lambda p: jnp.sum(
+                jax.grad(
+                    lambda y: jnp.sum(jnp.cos(drive(p)))
+                    + jnp.sum(jnp.sin(eqx.combine(p, static).drive(y)))
+                )(x)
+                ** 2
+            )
+        )(params).interaction,
+    )
+
+
+@pytest.mark.parametrize("kind", INTERACTIONS)
+def test_edge_coupling_forward_mode_and_second_order_dense_equals_segment(kind, getkey):
+    segment, dense, xs = _edge_couplings(kind, getkey())
+    dx = jnp.sin(3 * xs[1])
+    assert tree_allclose(
+        _forward_mode_and_second_order(dense, xs[0], dx),
+        _forward_mode_and_second_order(segment, xs[0], dx),
+        rtol=1e-10,
+        atol=1e-10,
     )
 
 
