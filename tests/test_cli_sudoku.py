@@ -136,3 +136,23 @@ def test_train_and_eval(tmp_path, capsys):
         )
         == 2
     )
+
+
+def test_train_defaults_are_the_library_defaults_and_the_shipped_recipe():
+    # `hopkur sudoku train` and `hopkur.experiments.sudoku.train(config)` build and
+    # train the same model when nothing is overridden: the shipped checkpoint's.
+    from importlib.resources import files
+
+    from hopkur.cli import build_parser
+    from hopkur.experiments import sudoku as S
+
+    args = build_parser().parse_args(["sudoku", "train"])
+    from hopkur.commands.sudoku import _config_from_args
+
+    assert _config_from_args(args) == {
+        k: S.DEFAULTS[k] for k in _config_from_args(args)
+    }
+    shipped = json.loads(
+        files("hopkur.checkpoints").joinpath("sudoku_akorn.json").read_text()
+    )
+    assert shipped == {k: S.DEFAULTS[k] for k in shipped}

@@ -72,63 +72,94 @@ def add_parser(subparsers) -> None:
         "train", help="train a Sudoku model", formatter_class=HelpFormatter
     )
     add_common_flags(train, default_out="runs/sudoku")
+    from ..experiments.sudoku import DEFAULTS as D
+
     train.add_argument(
         "--model",
         choices=["akorn", "transformer"],
-        default="akorn",
-        help="AKOrN or the transformer baseline",
+        default=D["model"],
+        help=f"AKOrN or the transformer baseline (default: {D['model']})",
     )
     train.add_argument(
         "--coupling",
         choices=["relational", "attention"],
-        default="attention",
-        help="AKOrN coupling (default: attention, the shipped model's)",
+        default=D["coupling"],
+        help=f"AKOrN coupling (default: {D['coupling']}, the shipped model's)",
     )
     train.add_argument(
-        "--channels", type=int, default=48, help="channels per cell (default: 48)"
+        "--channels",
+        type=int,
+        default=D["channels"],
+        help=f"channels per cell (default: {D['channels']})",
     )
     train.add_argument(
-        "--dim", type=int, default=4, help="oscillator dimension n (default: 4)"
+        "--dim",
+        type=int,
+        default=D["dim"],
+        help=f"oscillator dimension n (default: {D['dim']})",
     )
     train.add_argument(
-        "--steps", type=int, default=2, help="Kuramoto steps per iteration (default: 2)"
+        "--steps",
+        type=int,
+        default=D["steps"],
+        help=f"Kuramoto steps per iteration (default: {D['steps']})",
     )
     train.add_argument(
-        "--blocks", type=int, default=8, help="recurrent iterations (default: 8)"
+        "--blocks",
+        type=int,
+        default=D["blocks"],
+        help=f"recurrent iterations (default: {D['blocks']})",
     )
     train.add_argument(
-        "--gamma", type=float, default=1.0, help="Kuramoto step size (default: 1.0)"
+        "--gamma",
+        type=float,
+        default=D["gamma"],
+        help=f"Kuramoto step size (default: {D['gamma']})",
     )
-    train.add_argument("--batch", type=int, default=16, help="batch size (default: 16)")
     train.add_argument(
-        "--lr", type=float, default=2e-3, help="peak learning rate (default: 2e-3)"
+        "--batch",
+        type=int,
+        default=D["batch"],
+        help=f"batch size (default: {D['batch']})",
+    )
+    train.add_argument(
+        "--lr",
+        type=float,
+        default=D["lr"],
+        help=f"peak learning rate (default: {D['lr']})",
     )
     train.add_argument(
         "--train-size",
         type=int,
-        default=8000,
-        help="generated training puzzles before augmentation (default: 8000)",
+        default=D["train_size"],
+        help=(
+            "generated training puzzles before augmentation "
+            f"(default: {D['train_size']})"
+        ),
     )
     train.add_argument(
         "--time-budget",
         type=float,
-        default=5400.0,
-        help="training time in seconds (default: 5400)",
+        default=D["time_budget"],
+        help=f"training time in seconds (default: {D['time_budget']:g})",
     )
     train.add_argument(
-        "--max-iters", type=int, default=1_000_000, help="maximum iterations"
+        "--max-iters",
+        type=int,
+        default=D["max_iters"],
+        help="maximum iterations",
     )
     train.add_argument(
         "--eval-every",
         type=float,
-        default=600.0,
-        help="seconds between evaluations (default: 600)",
+        default=D["eval_every"],
+        help=f"seconds between evaluations (default: {D['eval_every']:g})",
     )
     train.add_argument(
         "--eval-size",
         type=int,
-        default=200,
-        help="test puzzles per evaluation (default: 200)",
+        default=D["eval_size"],
+        help=f"test puzzles per evaluation (default: {D['eval_size']})",
     )
     train.add_argument(
         "--resume", action="store_true", help="continue the run in --out"

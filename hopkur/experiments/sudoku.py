@@ -26,28 +26,30 @@ from ..data.sudoku import augment, is_valid_solution, sudoku_dataset
 from ..nn import SudokuAKOrN, SudokuTransformer
 
 
+# The recipe of the shipped checkpoint (`hopkur/checkpoints/sudoku_akorn.json`), and
+# the defaults of `hopkur sudoku train`, which reads them from here.
 DEFAULTS: dict[str, Any] = {
     # model
     "model": "akorn",  # "akorn" or "transformer"
-    "coupling": "relational",  # AKOrN coupling: "relational" or "attention"
-    "channels": 64,
+    "coupling": "attention",  # AKOrN coupling: "relational" or "attention"
+    "channels": 48,
     "dim": 4,
-    "steps": 4,
+    "steps": 2,
     "blocks": 8,
-    "gamma": 0.5,
+    "gamma": 1.0,
     "omega": "group",
     "heads": 4,
     "structured": True,  # attention masked to row/column/box peers
     # training
     "lr": 2e-3,
     "weight_decay": 1e-4,
-    "batch": 64,
-    "train_size": 30000,
-    "time_budget": 3600.0,
+    "batch": 16,
+    "train_size": 8000,
+    "time_budget": 5400.0,
     "max_iters": 1_000_000,
     "warmup": 100,
-    "eval_every": 300.0,
-    "eval_size": 500,
+    "eval_every": 600.0,
+    "eval_size": 200,
     "checkpoint_every": 120.0,
     "seed": 0,
     "data_seed": 0,
