@@ -29,7 +29,7 @@ from ._hopfield import Hopfield
 from ._integrate import _Stabilised, has_retraction, model_retraction, relax
 from ._lagrangians import lagrangian_tanh
 from ._system import AbstractEnergySystem
-from .data.patterns import hebbian_weights as hebbian_weights
+from .data.patterns import corrupt, hebbian_weights as hebbian_weights
 
 
 # ------------------------------------------------------------------ synchrony
@@ -711,31 +711,26 @@ def corrupt_patterns(
     patterns: Float[ArrayLike, "*batch n"], flip_fraction: float, *, key: PRNGKeyArray
 ) -> Float[Array, "*batch n"]:
     """Flips the signs of exactly `round(flip_fraction * N)` randomly chosen entries of
-    each pattern.
+    each pattern: [`hopkur.data.corrupt`][] under the name and argument name of the
+    analysis API (the same random draws for the same key).
 
     **Arguments:**
 
     - `patterns`: $\\pm1$ patterns, shape `(..., N)`.
-    - `flip_fraction`: the fraction of entries to flip, in $[0, 1]$.
+    - `flip_fraction`: the fraction of entries to flip, in $[0, 1]$ (a Python number;
+        `hopkur.data.corrupt` also takes a traced one).
     - `key`: a `jax.random.key`. (Keyword only argument.)
 
     **Returns:**
 
     The corrupted patterns.
     """
-    patterns = jnp.asarray(patterns)
     if not 0.0 <= flip_fraction <= 1.0:
         raise ValueError(
             "`hopkur.corrupt_patterns(flip_fraction=...)` must be in [0, 1]; got "
             f"{flip_fraction}."
         )
-    n = patterns.shape[-1]
-    flips = int(round(flip_fraction * n))
-    if flips == 0:
-        return patterns
-    u = jr.uniform(key, patterns.shape)
-    cut = jnp.sort(u, axis=-1)[..., flips - 1 : flips]
-    return jnp.where(u <= cut, -patterns, patterns)
+    return corrupt(patterns, flip_fraction, key=key)
 
 
 @eqx.filter_jit

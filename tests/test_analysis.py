@@ -218,6 +218,12 @@ def test_hebbian_overlaps_and_corruption(getkey):
     assert jnp.allclose(jnp.diag(hopkur.pattern_overlaps(bad, big)), 0.8)
     with pytest.raises((ValueError, TypeError), match="flip_fraction"):
         hopkur.corrupt_patterns(big, 1.5, key=getkey())
+    # One operation, two names: the same draws as hopkur.data.corrupt.
+    key = getkey()
+    assert jnp.array_equal(
+        hopkur.corrupt_patterns(big, 0.3, key=key),
+        hopkur.data.corrupt(big, 0.3, key=key),
+    )
 
 
 def test_sign_retrieval_repairs_a_corrupted_pattern(getkey):
