@@ -18,7 +18,7 @@ def data(tmp_path_factory):
     return sudoku_dataset("test", 8, seed=0, cache_dir=cache)
 
 
-TINY = {"channels": 8, "dim": 4, "steps": 2, "blocks": 2}
+TINY = {"channels": 8, "dim": 4, "steps": 2, "blocks": 2, "coupling": "relational"}
 
 
 def test_akorn_forward(data, getkey):
