@@ -26,6 +26,26 @@ from ._common import (
 )
 
 
+# `hopkur sudoku train`'s settings: (key of `experiments.sudoku.DEFAULTS`, which gives
+# the default; type or choices; help). The flag is the key with `-` for `_`.
+_TRAIN_FLAGS = (
+    ("model", ["akorn", "transformer"], "AKOrN or the transformer baseline"),
+    ("coupling", ["relational", "attention"], "AKOrN coupling"),
+    ("channels", int, "channels per cell"),
+    ("dim", int, "oscillator dimension n"),
+    ("steps", int, "Kuramoto steps per iteration"),
+    ("blocks", int, "recurrent iterations"),
+    ("gamma", float, "Kuramoto step size"),
+    ("batch", int, "batch size"),
+    ("lr", float, "peak learning rate"),
+    ("train_size", int, "generated training puzzles before augmentation"),
+    ("time_budget", float, "training time in seconds"),
+    ("max_iters", int, "maximum iterations"),
+    ("eval_every", float, "seconds between evaluations"),
+    ("eval_size", int, "test puzzles per evaluation"),
+)
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "sudoku",
@@ -72,95 +92,15 @@ def add_parser(subparsers) -> None:
         "train", help="train a Sudoku model", formatter_class=HelpFormatter
     )
     add_common_flags(train, default_out="runs/sudoku")
-    from ..experiments.sudoku import DEFAULTS as D
+    from ..experiments.sudoku import DEFAULTS
 
-    train.add_argument(
-        "--model",
-        choices=["akorn", "transformer"],
-        default=D["model"],
-        help=f"AKOrN or the transformer baseline (default: {D['model']})",
-    )
-    train.add_argument(
-        "--coupling",
-        choices=["relational", "attention"],
-        default=D["coupling"],
-        help=f"AKOrN coupling (default: {D['coupling']}, the shipped model's)",
-    )
-    train.add_argument(
-        "--channels",
-        type=int,
-        default=D["channels"],
-        help=f"channels per cell (default: {D['channels']})",
-    )
-    train.add_argument(
-        "--dim",
-        type=int,
-        default=D["dim"],
-        help=f"oscillator dimension n (default: {D['dim']})",
-    )
-    train.add_argument(
-        "--steps",
-        type=int,
-        default=D["steps"],
-        help=f"Kuramoto steps per iteration (default: {D['steps']})",
-    )
-    train.add_argument(
-        "--blocks",
-        type=int,
-        default=D["blocks"],
-        help=f"recurrent iterations (default: {D['blocks']})",
-    )
-    train.add_argument(
-        "--gamma",
-        type=float,
-        default=D["gamma"],
-        help=f"Kuramoto step size (default: {D['gamma']})",
-    )
-    train.add_argument(
-        "--batch",
-        type=int,
-        default=D["batch"],
-        help=f"batch size (default: {D['batch']})",
-    )
-    train.add_argument(
-        "--lr",
-        type=float,
-        default=D["lr"],
-        help=f"peak learning rate (default: {D['lr']})",
-    )
-    train.add_argument(
-        "--train-size",
-        type=int,
-        default=D["train_size"],
-        help=(
-            "generated training puzzles before augmentation "
-            f"(default: {D['train_size']})"
-        ),
-    )
-    train.add_argument(
-        "--time-budget",
-        type=float,
-        default=D["time_budget"],
-        help=f"training time in seconds (default: {D['time_budget']:g})",
-    )
-    train.add_argument(
-        "--max-iters",
-        type=int,
-        default=D["max_iters"],
-        help="maximum iterations",
-    )
-    train.add_argument(
-        "--eval-every",
-        type=float,
-        default=D["eval_every"],
-        help=f"seconds between evaluations (default: {D['eval_every']:g})",
-    )
-    train.add_argument(
-        "--eval-size",
-        type=int,
-        default=D["eval_size"],
-        help=f"test puzzles per evaluation (default: {D['eval_size']})",
-    )
+    for key, kind, text in _TRAIN_FLAGS:
+        options = {"choices": kind} if isinstance(kind, list) else {"type": kind}
+        if key == "coupling":
+            text += f" (default: {DEFAULTS[key]}, the shipped model's)"
+        train.add_argument(
+            "--" + key.replace("_", "-"), default=DEFAULTS[key], help=text, **options
+        )
     train.add_argument(
         "--resume", action="store_true", help="continue the run in --out"
     )
@@ -294,23 +234,7 @@ def run_solve(args: argparse.Namespace) -> int:
 
 
 def _config_from_args(args: argparse.Namespace) -> dict:
-    keys = (
-        "model",
-        "coupling",
-        "channels",
-        "dim",
-        "steps",
-        "blocks",
-        "gamma",
-        "batch",
-        "lr",
-        "train_size",
-        "time_budget",
-        "max_iters",
-        "eval_every",
-        "eval_size",
-        "seed",
-    )
+    keys = [key for key, _, _ in _TRAIN_FLAGS] + ["seed"]
     return {k: getattr(args, k) for k in keys}
 
 
