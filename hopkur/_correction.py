@@ -416,6 +416,10 @@ class LowRankOscillatorCorrection(AbstractEnergySystem):
     ) -> Scalar:
         return self.system.energy(y, args)
 
+    def _hoisted(self, y):
+        # for a solve, only the vector field is used: the coupled system's
+        return self.system._hoisted(y)
+
     @property
     def is_gradient_system(self) -> Bool[Array, ""]:
         return self.kuramoto.is_gradient_system

@@ -20,6 +20,7 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 
 from ._custom_types import Args, RealScalarLike, Scalar
@@ -27,12 +28,14 @@ from ._hopfield import AbstractHopfield, activation, energy_from_drive
 from ._kuramoto import _check_state, _omega_times, Kuramoto, kuramoto_energy
 from ._misc import check_edges, check_finite, check_shape, is_concrete
 from ._sparse import (
+    adjacency,
     check_method,
     choose_dense,
     coupling_drives,
     coupling_energy,
     dense_symmetric,
     DENSE_THRESHOLD,
+    prescattered,
 )
 from ._sphere import normalise, project_tangent
 from ._system import AbstractEnergySystem
@@ -85,6 +88,17 @@ class AbstractHopfieldKuramotoCoupling(eqx.Module):
         full rank."""
         return False
 
+    def _hoisted(self, x: Float[Array, "n d"]) -> "AbstractHopfieldKuramotoCoupling":
+        # This coupling with what its drives compute from the parameters alone computed
+        # once, here, for a solve from oscillator states like `x` (see
+        # `AbstractEnergySystem._hoisted`): the coupling itself unless a subclass knows
+        # better.
+        return self
+
+    def _dense_coefficients(self, w_s):
+        # the hoisted dense coefficient matrix C, or None to build it per evaluation
+        return None
+
 
 def _optional_array(value):
     return None if value is None else jnp.asarray(value)
@@ -94,10 +108,12 @@ def _edge_dense(method, edges, n):
     return choose_dense(method, edges.shape[0], n, DENSE_THRESHOLD)
 
 
-def _edge_drives(edges, c, g, x, method="auto"):
+def _edge_drives(edges, c, g, x, method="auto", cm=None):
+    # `cm`: the dense coefficient matrix if hoisted out of the solve (`_hoisted`)
     n = x.shape[0]
     if _edge_dense(method, edges, n):
-        cm = dense_symmetric(c, edges, n)
+        if cm is None:
+            cm = dense_symmetric(c, edges, n)
         return coupling_drives(g, x, cm)
     i, j = edges[:, 0], edges[:, 1]
     xi, xj = x[i], x[j]
@@ -110,10 +126,11 @@ def _edge_drives(edges, c, g, x, method="auto"):
     return v, u
 
 
-def _edge_energy(edges, c, g, x, method="auto"):
+def _edge_energy(edges, c, g, x, method="auto", cm=None):
     n = x.shape[0]
     if _edge_dense(method, edges, n):
-        cm = dense_symmetric(c, edges, n)
+        if cm is None:
+            cm = dense_symmetric(c, edges, n)
         return coupling_energy(g, x, cm)
     i, j = edges[:, 0], edges[:, 1]
     s = jnp.sum(x[i] * x[j], axis=-1)
@@ -141,13 +158,34 @@ class NetworkCoupling(AbstractHopfieldKuramotoCoupling):
         check_finite("NetworkCoupling", "weights", self.weights)
 
     def drives(self, g, x, w_s):
-        return _edge_drives(self.edges, self.weights, g, x, self.method)
+        cm = self._dense_coefficients(w_s)
+        return _edge_drives(self.edges, self.weights, g, x, self.method, cm)
 
     def energy(self, g, x, w_s):
-        return _edge_energy(self.edges, self.weights, g, x, self.method)
+        cm = self._dense_coefficients(w_s)
+        return _edge_energy(self.edges, self.weights, g, x, self.method, cm)
+
+    def _hoisted(self, x):
+        n = x.shape[0]
+        if not _edge_dense(self.method, self.edges, n):
+            return self
+        dense = lax.stop_gradient(dense_symmetric(self.weights, self.edges, n))
+        return _HoistedNetworkCoupling(self.edges, self.weights, self.method, dense)
 
     def coefficients(self, w_s):
         return _edge_matrix(self.edges, self.weights, w_s.shape[0], w_s.dtype)
+
+
+class _HoistedNetworkCoupling(NetworkCoupling):
+    # `NetworkCoupling._hoisted`: the coefficient matrix scattered once, without
+    # gradient (`prescattered` ties it back to the per-edge weights)
+    dense: Array | None = None
+
+    def _dense_coefficients(self, w_s):
+        return prescattered(self.weights, self.dense, self.edges)
+
+    def _hoisted(self, x):
+        return self
 
 
 NetworkCoupling.__init__.__doc__ = """**Arguments:**
@@ -189,7 +227,8 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
     def drives(self, g, x, w_s):
         if self.edges is not None:
             c = jnp.broadcast_to(self.alpha, self.edges.shape[:1])
-            return _edge_drives(self.edges, c, g, x, self.method)
+            cm = self._dense_coefficients(w_s)
+            return _edge_drives(self.edges, c, g, x, self.method, cm)
         norms = jnp.sum(x * x, axis=-1)
         m = x.T @ g  # (D,) = X^T g
         v = self.alpha * (x @ m - norms * g)
@@ -199,7 +238,8 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
     def energy(self, g, x, w_s):
         if self.edges is not None:
             c = jnp.broadcast_to(self.alpha, self.edges.shape[:1])
-            return _edge_energy(self.edges, c, g, x, self.method)
+            cm = self._dense_coefficients(w_s)
+            return _edge_energy(self.edges, c, g, x, self.method, cm)
         m = x.T @ g
         return (
             0.5
@@ -215,6 +255,31 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
             )
         c = jnp.broadcast_to(self.alpha, self.edges.shape[:1]).astype(w_s.dtype)
         return _edge_matrix(self.edges, c, n, w_s.dtype)
+
+    def _hoisted(self, x):
+        mask = _hoisted_mask(self, x)
+        if mask is None:
+            return self
+        return _HoistedAdditiveCoupling(self.alpha, self.edges, self.method, mask)
+
+
+def _hoisted_mask(coupling, x):
+    # the adjacency matrix of a coupling graph evaluated densely, else None
+    edges = coupling.edges
+    if edges is None or not _edge_dense(coupling.method, edges, x.shape[0]):
+        return None
+    return adjacency(edges, x.shape[0], jnp.result_type(coupling.alpha))
+
+
+class _HoistedAdditiveCoupling(AdditiveCoupling):
+    # `AdditiveCoupling._hoisted`: C = alpha M with the adjacency M formed once
+    mask: Array | None = None
+
+    def _dense_coefficients(self, w_s):
+        return self.alpha * self.mask
+
+    def _hoisted(self, x):
+        return self
 
 
 AdditiveCoupling.__init__.__doc__ = """**Arguments:**
@@ -253,7 +318,8 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
     def drives(self, g, x, w_s):
         if self.edges is not None:
             c = self._edge_coefficients(w_s)
-            return _edge_drives(self.edges, c, g, x, self.method)
+            cm = self._dense_coefficients(w_s)
+            return _edge_drives(self.edges, c, g, x, self.method, cm)
         gx = g[:, None] * x
         z = w_s @ gx
         diag = jnp.diag(w_s)
@@ -264,7 +330,8 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
     def energy(self, g, x, w_s):
         if self.edges is not None:
             c = self._edge_coefficients(w_s)
-            return _edge_energy(self.edges, c, g, x, self.method)
+            cm = self._dense_coefficients(w_s)
+            return _edge_energy(self.edges, c, g, x, self.method, cm)
         gx = g[:, None] * x
         total = jnp.sum(gx * (w_s @ gx)) - jnp.sum(
             jnp.diag(w_s) * jnp.sum(gx * gx, axis=-1)
@@ -276,6 +343,24 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
         if self.edges is None:
             return self.alpha * (w_s - jnp.diag(jnp.diag(w_s)))
         return _edge_matrix(self.edges, self._edge_coefficients(w_s), n, w_s.dtype)
+
+    def _hoisted(self, x):
+        mask = _hoisted_mask(self, x)
+        if mask is None:
+            return self
+        return _HoistedMultiplicativeCoupling(self.alpha, self.edges, self.method, mask)
+
+
+class _HoistedMultiplicativeCoupling(MultiplicativeCoupling):
+    # `MultiplicativeCoupling._hoisted`: C = alpha M o W_s with the adjacency M formed
+    # once (W_s is symmetric: this is the scatter of alpha (W_s)_ij to (i, j), (j, i))
+    mask: Array | None = None
+
+    def _dense_coefficients(self, w_s):
+        return self.alpha * self.mask * w_s
+
+    def _hoisted(self, x):
+        return self
 
 
 MultiplicativeCoupling.__init__.__doc__ = """**Arguments:**
@@ -427,6 +512,14 @@ class HopfieldKuramoto(AbstractEnergySystem):
     def num_units(self) -> int:
         """The number of units $N$."""
         return self.hopfield.num_units
+
+    def _hoisted(self, y):
+        x = y[1]
+        kuramoto = self.kuramoto._hoisted(x)
+        coupling = self.coupling._hoisted(x)
+        return eqx.tree_at(
+            lambda m: (m.kuramoto, m.coupling), self, (kuramoto, coupling)
+        )
 
     def vector_field(
         self,

@@ -206,7 +206,7 @@ def simulate(
     t0: RealScalarLike = 0.0,
     t1: RealScalarLike = 10.0,
     dt0: RealScalarLike | None = None,
-    solver: dfx.AbstractSolver = dfx.Tsit5(),
+    solver: dfx.AbstractSolver = dfx.Tsit5(scan_kind="bounded"),
     stepsize_controller: dfx.AbstractStepSizeController = dfx.PIDController(
         rtol=1e-6, atol=1e-8
     ),
@@ -225,6 +225,10 @@ def simulate(
     of saved times). Batch it with `jax.vmap` / `eqx.filter_vmap`, or use
     [`hopkur.simulate_batch`][], which can also shard the batch over devices.
 
+    What the vector field computes from the parameters alone — the dense forms of an
+    edge coupling's per-edge parameters — is computed once, before the solve, rather
+    than at every evaluation (derivatives still reach the per-edge parameters).
+
     With `retract=True` (the default) and a model with oscillators, `solver` is wrapped
     in [`hopkur.RetractingSolver`][]: every step, and every saved or interpolated state,
     is mapped back onto the spheres, so oscillator norms stay 1 to float precision
@@ -240,12 +244,12 @@ def simulate(
     - `args`: passed to `model.vector_field`.
     - `t0`, `t1`: the time interval. (Keyword only arguments.)
     - `dt0`: the initial step; `None` lets diffrax choose (adaptive controllers only).
-    - `solver`: a diffrax solver. Default `diffrax.Tsit5()`. When training through the
-      solve, `diffrax.Tsit5(scan_kind="bounded")` gives the same numbers with one
-      vector-field evaluation fewer per stage in the backward pass (about 20 % off a
-      training step at the research size); with dense edge couplings on large graphs
-      it is slower, as it stops XLA from hoisting their parameter scatter out of the
-      stages (docs: Benchmarks, "Reverse mode and the Runge–Kutta stage loop").
+    - `solver`: a diffrax solver. Default `diffrax.Tsit5(scan_kind="bounded")`: the
+      same method and numbers as `diffrax.Tsit5()`, whose stage loop
+      (`scan_kind="checkpointed"`) evaluates each stage's vector field once more in a
+      backward pass (a training step through the solve takes ~16 % longer with it at
+      the research size; docs: Benchmarks, "Reverse mode and the Runge–Kutta stage
+      loop").
     - `stepsize_controller`: default `diffrax.PIDController(rtol=1e-6, atol=1e-8)`.
     - `saveat`: what to save. Default the final state only.
     - `adjoint`: how to differentiate. Default `diffrax.RecursiveCheckpointAdjoint()`.
@@ -268,7 +272,7 @@ def simulate(
         solver = RetractingSolver(solver, retraction)
         y0 = retraction(y0)
     return dfx.diffeqsolve(
-        dfx.ODETerm(model.vector_field),
+        dfx.ODETerm(model._hoisted(y0).vector_field),
         solver,
         t0,
         t1,
@@ -406,9 +410,9 @@ def relax(
         retraction = model_retraction(model)
         solver = RetractingSolver(solver, retraction)
         y0 = retraction(y0)
-        vector_field = _Stabilised(model, retraction)
+        vector_field = _Stabilised(model._hoisted(y0), retraction)
     else:
-        vector_field = model.vector_field
+        vector_field = model._hoisted(y0).vector_field
     sol = dfx.diffeqsolve(
         dfx.ODETerm(vector_field),
         solver,

@@ -10,6 +10,7 @@ Positive coupling synchronises (the classical sign).
 """
 
 import abc
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -25,6 +26,7 @@ from ._sparse import (
     choose_dense,
     chunk_size,
     CLOSED_FORM,
+    dense_edge_parts,
     DENSE_THRESHOLD,
     DENSE_THRESHOLD_LEARNED,
     edge_drive_dense,
@@ -56,6 +58,13 @@ class AbstractOscillatorCoupling(eqx.Module):
     @abc.abstractmethod
     def energy(self, x: Float[Array, "n d"]) -> Scalar:
         """The interaction energy (without the external field)."""
+
+    def _hoisted(self, x: Float[Array, "n d"]) -> "AbstractOscillatorCoupling":
+        # This coupling with what its drive computes from the parameters alone computed
+        # once, here, for a solve from states like `x` (see
+        # `AbstractEnergySystem._hoisted`): the coupling itself unless a subclass knows
+        # better.
+        return self
 
     @property
     def num_oscillators(self) -> int | None:
@@ -232,7 +241,27 @@ class EdgeCoupling(AbstractOscillatorCoupling):
         return "dense" if dense else "segment"
 
     def _dense_args(self, x):
-        return (x, self.interaction, self.edges), chunk_size(x.shape[0])
+        args = (x, self.interaction, self.edges, self._hoisted_dense())
+        return args, chunk_size(x.shape[0])
+
+    def _hoisted_dense(self):
+        return None
+
+    def _hoisted(self, x):
+        # With the dense evaluation, the per-edge parameters are scattered into their
+        # N x N matrices once, here, instead of at every evaluation: same drive, energy
+        # and derivatives (`prescattered`).
+        n = x.shape[0]
+        if self.evaluation_method(n) != "dense":
+            return self
+        parts = dense_edge_parts(self.interaction, self.edges, n, x.dtype)
+        return _HoistedEdgeCoupling(
+            self.edges,
+            self.interaction,
+            self.n,
+            self.method,
+            jax.tree.map(_without_gradient, parts),
+        )
 
     def _overlaps(self, x):
         i, j = self.edges[:, 0], self.edges[:, 1]
@@ -262,6 +291,22 @@ class EdgeCoupling(AbstractOscillatorCoupling):
             return per_sample(edge_energy_dense, args, batch_size=batch_size)
         _, _, s = self._overlaps(x)
         return -jnp.sum(self.interaction.potential(s))
+
+
+def _without_gradient(p):
+    return jax.lax.stop_gradient(p) if eqx.is_inexact_array(p) else p
+
+
+class _HoistedEdgeCoupling(EdgeCoupling):
+    # `EdgeCoupling.hoisted(n)`: `dense` is `dense_edge_parts(...)` computed once,
+    # without gradient (`prescattered` ties it back to the per-edge parameters)
+    dense: Any = None
+
+    def _hoisted_dense(self):
+        return self.dense
+
+    def _hoisted(self, x):
+        return self
 
 
 EdgeCoupling.__init__.__doc__ = """**Arguments:**
@@ -476,6 +521,9 @@ class Kuramoto(AbstractEnergySystem):
         self.coupling = coupling
         self.field = None if field is None else jnp.asarray(field)
         self.omega = None if omega is None else jnp.asarray(omega)
+
+    def _hoisted(self, y):
+        return eqx.tree_at(lambda m: m.coupling, self, self.coupling._hoisted(y))
 
     def __check_init__(self):
         if not isinstance(self.coupling, AbstractOscillatorCoupling):

@@ -21,6 +21,7 @@ transposition and nested `vmap`, in either order of `vmap` and differentiation: 
 derivatives recompute each sample's intermediates rather than saving them.
 """
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -354,6 +355,45 @@ def dense_symmetric(
     return flat.reshape(n, n)
 
 
+@eqx.filter_custom_jvp
+def prescattered(values: Float[Array, " e"], dense: Array, edges: Int[Array, "e 2"]):
+    r"""`dense`, given as the symmetric scatter of the per-edge `values`
+    (`dense_symmetric(values, edges, n)`, or its flattened `(n * n,)` view) computed
+    once outside a loop and passed through `lax.stop_gradient`: the value is `dense`,
+    the tangent is the scatter's, so that derivatives still reach `values` per edge.
+
+    This is how the couplings' `_hoisted` forms (`AbstractEnergySystem._hoisted`) keep
+    the scatter out of a solve's loops while each sample's parameter cotangents stay
+    of shape `(E,)` (an `(N, N)` cotangent would be stacked over the batch under
+    `vmap`).
+    """
+    return dense
+
+
+@prescattered.def_jvp
+def _prescattered_jvp(primals, tangents):
+    values, dense, edges = primals
+    t_values = tangents[0]
+    if t_values is None:
+        return dense, None
+    n = dense.shape[0] if dense.ndim == 2 else math.isqrt(dense.shape[0])
+    return dense, dense_symmetric(t_values, edges, n).reshape(dense.shape)
+
+
+def hoist_scatters(live, dense, edges):
+    """The dense interaction `dense` (from `dense_interaction`, computed before a loop,
+    without gradient) with its per-edge leaves tied to those of `live` (the same
+    interaction in per-edge form) by `prescattered`, and its other leaves (shared
+    parameters) taken from `live`."""
+
+    def leaf(p, q):
+        if eqx.is_array(p) and eqx.is_array(q) and jnp.shape(p) != jnp.shape(q):
+            return prescattered(p, q, edges)
+        return p
+
+    return jax.tree.map(leaf, live, dense)
+
+
 def adjacency(edges: Int[Array, "e 2"], n: int, dtype) -> Float[Array, "n n"]:
     """The 0/1 adjacency matrix of `edges` as floats of `dtype`."""
     return dense_symmetric(jnp.ones(edges.shape[:1], dtype), edges, n)
@@ -585,41 +625,61 @@ def masked_gram_drive_batched(args, flags) -> Float[Array, "b n d"] | None:
     return jnp.transpose(out, (1, 2, 0, 3, 4)).reshape(b, n, d)
 
 
-def _dense_edge_parts(interaction, edges, n, dtype):
+def dense_edge_parts(interaction, edges, n: int, dtype):
+    """The dense interaction and the mask (`None` when not needed) that the dense
+    evaluation of an edge coupling uses: `(dense_interaction(...), adjacency or None)`.
+    """
     dense, needs_mask = dense_interaction(interaction, edges, n)
     return dense, adjacency(edges, n, dtype) if needs_mask else None
 
 
-def edge_drive_dense(args) -> Float[Array, "n d"]:
-    r"""`masked_gram_drive` from the per-edge form: `args = (x, interaction, edges)`
-    with the interaction's parameters per edge (or shared).
+def _dense_edge_parts(interaction, edges, hoisted, n, dtype):
+    # `hoisted`: `dense_edge_parts(...)` computed before the loop (without gradient),
+    # or `None` to compute it here
+    if hoisted is None:
+        return dense_edge_parts(interaction, edges, n, dtype)
+    dense, mask = hoisted
+    return hoist_scatters(interaction, dense, edges), mask
 
-    The parameters are scattered into $N\times N$ matrices inside, so that the
-    cotangents a sample's backward pass returns are per edge (shape `(E,)`), not
-    $N\times N$: under a `vmap`ped derivative (diffrax's checkpointed backward pass)
-    they are stacked over the batch before being summed. In the sample loops the
-    scatter is loop-invariant and XLA evaluates it once."""
-    x, interaction, edges = args
-    dense, mask = _dense_edge_parts(interaction, edges, x.shape[0], x.dtype)
+
+def edge_drive_dense(args) -> Float[Array, "n d"]:
+    r"""`masked_gram_drive` from the per-edge form: `args = (x, interaction, edges,
+    hoisted)` with the interaction's parameters per edge (or shared), and `hoisted`
+    `None` or `dense_edge_parts(interaction, ...)` computed before a loop without
+    gradient.
+
+    Without `hoisted`, the parameters are scattered into $N\times N$ matrices inside,
+    so that the cotangents a sample's backward pass returns are per edge (shape
+    `(E,)`), not $N\times N$: under a `vmap`ped derivative (diffrax's checkpointed
+    backward pass) they are stacked over the batch before being summed. In the sample
+    loops the scatter is loop-invariant and XLA evaluates it once. With `hoisted` the
+    scatter is not evaluated at all; `prescattered` gives the same derivatives."""
+    x, interaction, edges, hoisted = args
+    dense, mask = _dense_edge_parts(interaction, edges, hoisted, x.shape[0], x.dtype)
     return masked_gram_drive((x, dense, mask))
 
 
 def edge_drive_dense_batched(args, flags) -> Float[Array, "b n d"] | None:
     """`edge_drive_dense` over a batch of states with shared parameters: the row-blocked
     `masked_gram_drive_batched`."""
-    x, interaction, edges = args
-    x_flag, interaction_flags, edges_flag = flags
-    if not x_flag or any(jax.tree.leaves(interaction_flags)) or edges_flag:
+    x, interaction, edges, hoisted = args
+    x_flag, interaction_flags, edges_flag, hoisted_flags = flags
+    if (
+        not x_flag
+        or any(jax.tree.leaves(interaction_flags))
+        or edges_flag
+        or any(jax.tree.leaves(hoisted_flags))
+    ):
         return None
-    dense, mask = _dense_edge_parts(interaction, edges, x.shape[1], x.dtype)
+    dense, mask = _dense_edge_parts(interaction, edges, hoisted, x.shape[1], x.dtype)
     unbatched = jax.tree.map(lambda _: False, (dense, mask))
     return masked_gram_drive_batched((x, dense, mask), (True, *unbatched))
 
 
 def edge_energy_dense(args) -> Float[Array, ""]:
     """`masked_gram_energy` from the per-edge form, as `edge_drive_dense`."""
-    x, interaction, edges = args
-    dense, mask = _dense_edge_parts(interaction, edges, x.shape[0], x.dtype)
+    x, interaction, edges, hoisted = args
+    dense, mask = _dense_edge_parts(interaction, edges, hoisted, x.shape[0], x.dtype)
     return masked_gram_energy((x, dense, mask))
 
 

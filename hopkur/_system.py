@@ -37,6 +37,14 @@ class AbstractEnergySystem(eqx.Module):
         """Whether `energy` is a Lyapunov function of `vector_field` for the current
         parameters (a boolean JAX scalar, usable in `if` outside of `jit`)."""
 
+    def _hoisted(self, y: PyTree[Array]) -> "AbstractEnergySystem":
+        # This model with what its vector field computes from the parameters alone (not
+        # the time or the state) computed once, here, for a solve from states like `y`;
+        # `hopkur.simulate` and `hopkur.relax` call it before the solve. The default:
+        # the model itself. (XLA hoists such work out of diffrax's loops by itself
+        # only where it is not inside a conditional.)
+        return self
+
     def retract(self, y: PyTree[Array]) -> PyTree[Array]:
         """Maps a state back onto the model's state manifold: the identity for threshold
         units, row normalisation for oscillators. Used after each accepted solver step

@@ -563,9 +563,12 @@ def test_row_blocked_dense_drive_equals_per_sample(kind, batch, monkeypatch):
     )
 
 
-def test_dense_parameter_scatter_is_hoisted_out_of_the_solve():
+@pytest.mark.parametrize("scan_kind", ["bounded", "checkpointed"])
+def test_dense_parameter_scatter_is_hoisted_out_of_the_solve(scan_kind):
     # The dense form scatters per-edge parameters into N x N matrices; inside a solve
-    # that scatter is loop-invariant and must run once, not once per step.
+    # that scatter is loop-invariant and must run once, not once per step. (`simulate`
+    # does it before the solve, `_hoisted`; with the "checkpointed" stage loop XLA
+    # would hoist it, with the default "bounded" one - inside a conditional - not.)
     n, d = 64, 3
     rng = np.random.default_rng(0)
     edges = jnp.asarray(hopkur.complete_edges(n))
@@ -578,24 +581,117 @@ def test_dense_parameter_scatter_is_hoisted_out_of_the_solve():
         coupling = hopkur.EdgeCoupling(
             edges, hopkur.ReluInteraction(a, b), method="dense"
         )
-        return hopkur.simulate(hopkur.Kuramoto(coupling), x, t1=1.0).ys[-1]
+        solver = dfx.Tsit5(scan_kind=scan_kind)
+        return hopkur.simulate(hopkur.Kuramoto(coupling), x, t1=1.0, solver=solver)
 
-    hlo = jax.jit(run).lower(a, b, edges, x).compile().as_text()
-    computations = {}
-    name = None
-    for line in hlo.splitlines():
-        if line and not line.startswith(" "):
-            name = line.split(" ")[0 if not line.startswith("ENTRY") else 1]
-        computations.setdefault(name, []).append(line)
-    callers = [
-        name
-        for name, lines in computations.items()
-        if any(" scatter(" in l or "scatter_computation" in l for l in lines[1:])
-    ]
-    assert callers, "expected the parameter scatter in the compiled solve"
-    assert all(
-        not any(" while(" in l for l in computations[c]) or c.startswith("%main")
-        for c in callers
+    def loss(a, b, edges, x):
+        return jnp.sum(run(a, b, edges, x).ys[-1] ** 3)
+
+    def in_loops(fun, *args):
+        # the scatters inside while loops (their bodies, conditions and everything
+        # they call) of `fun`'s compiled program
+        hlo = jax.jit(fun).lower(*args).compile().as_text()
+        computations, name = {}, None
+        for line in hlo.splitlines():
+            if line and not line.startswith(" "):
+                name = line.split(" ")[1 if line.startswith("ENTRY") else 0]
+            computations.setdefault(name, []).append(line)
+        loops = [
+            m
+            for lines in computations.values()
+            for line in lines
+            if " while(" in line
+            for m in re.findall(r"(?:body|condition)=(%[\w.\-]+)", line)
+        ]
+        seen, stack = set(), list(loops)
+        while stack:
+            c = stack.pop()
+            if c in seen or c not in computations:
+                continue
+            seen.add(c)
+            for line in computations[c][1:]:
+                stack += re.findall(r"%[\w.\-]+", line)
+        scatters = [c for c in seen if any(" scatter(" in l for l in computations[c])]
+        return loops, scatters, hlo
+
+    loops, scatters, hlo = in_loops(lambda *a: run(*a).ys[-1], a, b, edges, x)
+    assert loops and " scatter(" in hlo  # the solve's loops; the scatter, before them
+    assert not scatters, scatters
+    # and reverse mode: the scatter's transpose in the loops is a gather
+    loops, scatters, _ = in_loops(jax.grad(loss, (0, 1)), a, b, edges, x)
+    assert loops and not scatters, scatters
+
+
+def _hoisted_outputs(build, params, ys):
+    # What `simulate` integrates: the model hoisted for a solve from `ys[0]` (inside the
+    # differentiated function, as in a training step), against the model itself.
+    def outputs(params, ys, hoist):
+        model = build(params)
+        if hoist:
+            model = model._hoisted(jax.tree.map(lambda y: y[0], ys))
+        fields = jax.vmap(model.vector_field, (None, 0, None))(0.0, ys, None)
+        energies = jax.vmap(model.energy, (0, None))(ys, None)
+        return fields, energies
+
+    def loss(params, ys, hoist):
+        fields, energies = outputs(params, ys, hoist)
+        total = sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree.leaves(fields))
+        return total + jnp.sum(energies)
+
+    def results(hoist):
+        grads = eqx.filter_grad(loss)(params, ys, hoist)
+        grad_ys = jax.grad(loss, 1)(params, ys, hoist)
+        tangents = jax.tree.map(
+            lambda p: jnp.cos(jnp.arange(p.size)).reshape(p.shape), params
+        )
+        _, jvp = eqx.filter_jvp(lambda p: outputs(p, ys, hoist), (params,), (tangents,))
+        return outputs(params, ys, hoist), grads, grad_ys, jvp
+
+    return eqx.filter_jit(results)(True), eqx.filter_jit(results)(False)
+
+
+@pytest.mark.parametrize("kind", [*INTERACTIONS, "shared"])
+def test_hoisted_edge_coupling_equals_the_coupling(kind, getkey):
+    # `simulate` and `relax` integrate `model._hoisted(y0)`: the per-edge parameters
+    # scattered into N x N matrices once, before the solve, not at every evaluation
+    # (inside Tsit5's "bounded" stage loop XLA does not hoist that scatter itself).
+    # Same fields, energies and derivatives in both modes.
+    r = _Rng(getkey())
+    n, d = 9, 3
+    edges = r.edges(n)
+    e = edges.shape[0]
+    if kind == "shared":  # a shared parameter next to a per-edge one
+        params = {"a": jnp.asarray(0.3), "b": r.normal(e)}
+        make = lambda p: hopkur.ReluInteraction(p["a"], p["b"])
+    else:
+        interaction = _interaction(kind, r, e)
+        params, static = eqx.partition(interaction, eqx.is_inexact_array)
+        make = lambda p: eqx.combine(p, static)
+
+    def build(p):
+        coupling = hopkur.EdgeCoupling(edges, make(p), method="dense")
+        return hopkur.Kuramoto(coupling, field=0.3 * jnp.ones((n, d)))
+
+    ys = jnp.stack([r.sphere(n, d) for _ in range(3)])
+    hoisted, plain = _hoisted_outputs(build, params, ys)
+    assert tree_allclose(hoisted, plain, rtol=1e-12, atol=1e-12)
+    model = build(params)
+    assert "scatter" in str(
+        jax.make_jaxpr(lambda y: model.vector_field(0, y, None))(ys[0])
     )
-    entry = next(c for c in computations if c.startswith("%main"))
-    assert any(c == entry for c in callers), callers
+    hoisted_model = model._hoisted(ys[0])
+    field = lambda y: hoisted_model.vector_field(0.0, y, None)
+    assert "scatter" not in str(jax.make_jaxpr(field)(ys[0]))
+
+
+@pytest.mark.parametrize("kind", ["network", "additive", "multiplicative"])
+def test_hoisted_coupled_model_equals_the_model(kind):
+    model, ys = _coupled(kind, "dense", 5)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    build = lambda p: eqx.combine(p, static)
+    hoisted, plain = _hoisted_outputs(build, params, ys)
+    assert tree_allclose(hoisted, plain, rtol=1e-12, atol=1e-12)
+    y = jax.tree.map(lambda a: a[0], ys)
+    field = lambda m: lambda y: m.vector_field(0.0, y, None)
+    assert "scatter" in str(jax.make_jaxpr(field(model))(y))
+    assert "scatter" not in str(jax.make_jaxpr(field(model._hoisted(y)))(y))
