@@ -255,8 +255,8 @@ def dense_limit(cfg: Config) -> dict:
             "_ratio": ratio_full,
         },
         {
-            "computation": "vector field, parameters already dense (as inside a solve, "
-            "where the scatter is loop-invariant)",
+            "computation": "vector field, parameters already dense (as inside a solve: "
+            "simulate scatters them once, before it)",
             "time": _ms(T.median(times["field_given_dense"])),
             "ratio to the matrix products": f"{ratio_dense:.2f}×",
             "_ratio": ratio_dense,
@@ -281,8 +281,8 @@ def dense_limit(cfg: Config) -> dict:
         ],
         "targets": [
             {
-                # Judged per evaluation inside a solve: there the parameter scatter
-                # is loop-invariant and XLA hoists it out of the loop (tested in
+                # Judged per evaluation inside a solve: `simulate` scatters the
+                # parameters once, before the solve (`_hoisted`; tested in
                 # tests/test_fast_paths.py), so every evaluation costs the
                 # dense-parameter time.
                 "target": "dense vector field ≤ 2× the two matrix products",

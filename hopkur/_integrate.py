@@ -182,6 +182,21 @@ class _Stabilised(eqx.Module):
         return jtu.tree_map(lambda fi, ri, yi: fi + (ri - yi), f, r, y)
 
 
+# Adjoints that differentiate the solve with JAX's own autodiff: only they see the
+# hoisted arrays as constants (they are computed without gradient). Backsolve and
+# implicit adjoints take cotangents for every float array of the vector field, so
+# with them the N x N arrays would become part of the adjoint state.
+_HOISTING_ADJOINTS = (dfx.RecursiveCheckpointAdjoint, dfx.DirectAdjoint)
+
+
+def _hoisted(model, y0, adjoint):
+    """`model._hoisted(y0)` (what the vector field computes from the parameters alone,
+    computed once, before the solve) with the adjoints that allow it, else `model`."""
+    if isinstance(adjoint, _HOISTING_ADJOINTS):
+        return model._hoisted(y0)
+    return model
+
+
 def _as_arrays(y0):
     return jtu.tree_map(jnp.asarray, y0)
 
@@ -206,7 +221,7 @@ def simulate(
     t0: RealScalarLike = 0.0,
     t1: RealScalarLike = 10.0,
     dt0: RealScalarLike | None = None,
-    solver: dfx.AbstractSolver = dfx.Tsit5(scan_kind="bounded"),
+    solver: dfx.AbstractSolver | None = None,
     stepsize_controller: dfx.AbstractStepSizeController = dfx.PIDController(
         rtol=1e-6, atol=1e-8
     ),
@@ -227,7 +242,9 @@ def simulate(
 
     What the vector field computes from the parameters alone — the dense forms of an
     edge coupling's per-edge parameters — is computed once, before the solve, rather
-    than at every evaluation (derivatives still reach the per-edge parameters).
+    than at every evaluation (derivatives still reach the per-edge parameters), unless
+    `adjoint` is a backsolve or implicit adjoint, which would carry those arrays in
+    their adjoint state.
 
     With `retract=True` (the default) and a model with oscillators, `solver` is wrapped
     in [`hopkur.RetractingSolver`][]: every step, and every saved or interpolated state,
@@ -244,12 +261,14 @@ def simulate(
     - `args`: passed to `model.vector_field`.
     - `t0`, `t1`: the time interval. (Keyword only arguments.)
     - `dt0`: the initial step; `None` lets diffrax choose (adaptive controllers only).
-    - `solver`: a diffrax solver. Default `diffrax.Tsit5(scan_kind="bounded")`: the
-      same method and numbers as `diffrax.Tsit5()`, whose stage loop
+    - `solver`: a diffrax solver. Default (`None`): Tsit5, as
+      `diffrax.Tsit5(scan_kind="bounded")` with the recursive-checkpoint and direct
+      adjoints — the same method and numbers as `diffrax.Tsit5()`, whose stage loop
       (`scan_kind="checkpointed"`) evaluates each stage's vector field once more in a
-      backward pass (a training step through the solve takes ~16 % longer with it at
-      the research size; docs: Benchmarks, "Reverse mode and the Runge–Kutta stage
-      loop").
+      backward pass (a Kuramoto training step through the solve takes ~16 % longer
+      with it at the research size; docs: Benchmarks, "Reverse mode and the
+      Runge–Kutta stage loop") — and as `diffrax.Tsit5()` with the others, which do not
+      differentiate through the stages.
     - `stepsize_controller`: default `diffrax.PIDController(rtol=1e-6, atol=1e-8)`.
     - `saveat`: what to save. Default the final state only.
     - `adjoint`: how to differentiate. Default `diffrax.RecursiveCheckpointAdjoint()`.
@@ -267,12 +286,15 @@ def simulate(
     """
     _check_model("hopkur.simulate", model)
     y0 = _as_arrays(y0)
+    if solver is None:
+        autodiff = isinstance(adjoint, _HOISTING_ADJOINTS)
+        solver = dfx.Tsit5(scan_kind="bounded") if autodiff else dfx.Tsit5()
     if retract and has_retraction(model):
         retraction = model_retraction(model)
         solver = RetractingSolver(solver, retraction)
         y0 = retraction(y0)
     return dfx.diffeqsolve(
-        dfx.ODETerm(model._hoisted(y0).vector_field),
+        dfx.ODETerm(_hoisted(model, y0, adjoint).vector_field),
         solver,
         t0,
         t1,
@@ -410,9 +432,9 @@ def relax(
         retraction = model_retraction(model)
         solver = RetractingSolver(solver, retraction)
         y0 = retraction(y0)
-        vector_field = _Stabilised(model._hoisted(y0), retraction)
+        vector_field = _Stabilised(_hoisted(model, y0, adjoint), retraction)
     else:
-        vector_field = model._hoisted(y0).vector_field
+        vector_field = _hoisted(model, y0, adjoint).vector_field
     sol = dfx.diffeqsolve(
         dfx.ODETerm(vector_field),
         solver,
