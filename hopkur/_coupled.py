@@ -184,9 +184,6 @@ class _HoistedNetworkCoupling(NetworkCoupling):
     def _dense_coefficients(self, w_s):
         return prescattered(self.weights, self.dense, self.edges)
 
-    def _hoisted(self, x):
-        return self
-
 
 NetworkCoupling.__init__.__doc__ = """**Arguments:**
 
@@ -257,18 +254,17 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
         return _edge_matrix(self.edges, c, n, w_s.dtype)
 
     def _hoisted(self, x):
-        mask = _hoisted_mask(self, x)
-        if mask is None:
-            return self
-        return _HoistedAdditiveCoupling(self.alpha, self.edges, self.method, mask)
+        return _with_hoisted_mask(self, x, _HoistedAdditiveCoupling)
 
 
-def _hoisted_mask(coupling, x):
-    # the adjacency matrix of a coupling graph evaluated densely, else None
+def _with_hoisted_mask(coupling, x, hoisted_class):
+    # `coupling` (additive or multiplicative) as `hoisted_class`, with the adjacency
+    # matrix of its graph formed once, if the graph is evaluated densely
     edges = coupling.edges
     if edges is None or not _edge_dense(coupling.method, edges, x.shape[0]):
-        return None
-    return adjacency(edges, x.shape[0], jnp.result_type(coupling.alpha))
+        return coupling
+    mask = adjacency(edges, x.shape[0], jnp.result_type(coupling.alpha))
+    return hoisted_class(coupling.alpha, edges, coupling.method, mask)
 
 
 class _HoistedAdditiveCoupling(AdditiveCoupling):
@@ -277,9 +273,6 @@ class _HoistedAdditiveCoupling(AdditiveCoupling):
 
     def _dense_coefficients(self, w_s):
         return self.alpha * self.mask
-
-    def _hoisted(self, x):
-        return self
 
 
 AdditiveCoupling.__init__.__doc__ = """**Arguments:**
@@ -345,10 +338,7 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
         return _edge_matrix(self.edges, self._edge_coefficients(w_s), n, w_s.dtype)
 
     def _hoisted(self, x):
-        mask = _hoisted_mask(self, x)
-        if mask is None:
-            return self
-        return _HoistedMultiplicativeCoupling(self.alpha, self.edges, self.method, mask)
+        return _with_hoisted_mask(self, x, _HoistedMultiplicativeCoupling)
 
 
 class _HoistedMultiplicativeCoupling(MultiplicativeCoupling):
@@ -358,9 +348,6 @@ class _HoistedMultiplicativeCoupling(MultiplicativeCoupling):
 
     def _dense_coefficients(self, w_s):
         return self.alpha * self.mask * w_s
-
-    def _hoisted(self, x):
-        return self
 
 
 MultiplicativeCoupling.__init__.__doc__ = """**Arguments:**

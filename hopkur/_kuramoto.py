@@ -298,15 +298,12 @@ def _without_gradient(p):
 
 
 class _HoistedEdgeCoupling(EdgeCoupling):
-    # `EdgeCoupling.hoisted(n)`: `dense` is `dense_edge_parts(...)` computed once,
+    # `EdgeCoupling._hoisted(x)`: `dense` is `dense_edge_parts(...)` computed once,
     # without gradient (`prescattered` ties it back to the per-edge parameters)
     dense: Any = None
 
     def _hoisted_dense(self):
         return self.dense
-
-    def _hoisted(self, x):
-        return self
 
 
 EdgeCoupling.__init__.__doc__ = """**Arguments:**

@@ -625,21 +625,17 @@ def masked_gram_drive_batched(args, flags) -> Float[Array, "b n d"] | None:
     return jnp.transpose(out, (1, 2, 0, 3, 4)).reshape(b, n, d)
 
 
-def dense_edge_parts(interaction, edges, n: int, dtype):
+def dense_edge_parts(interaction, edges, n: int, dtype, hoisted=None):
     """The dense interaction and the mask (`None` when not needed) that the dense
     evaluation of an edge coupling uses: `(dense_interaction(...), adjacency or None)`.
+    With `hoisted`, the same pair computed before a loop without gradient, they are
+    not computed again: the per-edge parameters are tied to it by `hoist_scatters`.
     """
+    if hoisted is not None:
+        dense, mask = hoisted
+        return hoist_scatters(interaction, dense, edges), mask
     dense, needs_mask = dense_interaction(interaction, edges, n)
     return dense, adjacency(edges, n, dtype) if needs_mask else None
-
-
-def _dense_edge_parts(interaction, edges, hoisted, n, dtype):
-    # `hoisted`: `dense_edge_parts(...)` computed before the loop (without gradient),
-    # or `None` to compute it here
-    if hoisted is None:
-        return dense_edge_parts(interaction, edges, n, dtype)
-    dense, mask = hoisted
-    return hoist_scatters(interaction, dense, edges), mask
 
 
 def edge_drive_dense(args) -> Float[Array, "n d"]:
@@ -655,7 +651,7 @@ def edge_drive_dense(args) -> Float[Array, "n d"]:
     loops the scatter is loop-invariant and XLA evaluates it once. With `hoisted` the
     scatter is not evaluated at all; `prescattered` gives the same derivatives."""
     x, interaction, edges, hoisted = args
-    dense, mask = _dense_edge_parts(interaction, edges, hoisted, x.shape[0], x.dtype)
+    dense, mask = dense_edge_parts(interaction, edges, x.shape[0], x.dtype, hoisted)
     return masked_gram_drive((x, dense, mask))
 
 
@@ -671,7 +667,7 @@ def edge_drive_dense_batched(args, flags) -> Float[Array, "b n d"] | None:
         or any(jax.tree.leaves(hoisted_flags))
     ):
         return None
-    dense, mask = _dense_edge_parts(interaction, edges, hoisted, x.shape[1], x.dtype)
+    dense, mask = dense_edge_parts(interaction, edges, x.shape[1], x.dtype, hoisted)
     unbatched = jax.tree.map(lambda _: False, (dense, mask))
     return masked_gram_drive_batched((x, dense, mask), (True, *unbatched))
 
@@ -679,7 +675,7 @@ def edge_drive_dense_batched(args, flags) -> Float[Array, "b n d"] | None:
 def edge_energy_dense(args) -> Float[Array, ""]:
     """`masked_gram_energy` from the per-edge form, as `edge_drive_dense`."""
     x, interaction, edges, hoisted = args
-    dense, mask = _dense_edge_parts(interaction, edges, hoisted, x.shape[0], x.dtype)
+    dense, mask = dense_edge_parts(interaction, edges, x.shape[0], x.dtype, hoisted)
     return masked_gram_energy((x, dense, mask))
 
 

@@ -567,8 +567,8 @@ def test_row_blocked_dense_drive_equals_per_sample(kind, batch, monkeypatch):
 def test_dense_parameter_scatter_is_hoisted_out_of_the_solve(scan_kind):
     # The dense form scatters per-edge parameters into N x N matrices; inside a solve
     # that scatter is loop-invariant and must run once, not once per step. (`simulate`
-    # does it before the solve, `_hoisted`; with the "checkpointed" stage loop XLA
-    # would hoist it, with the default "bounded" one - inside a conditional - not.)
+    # does it before the solve, `_hoisted`; with the default "checkpointed" stage loop
+    # XLA would hoist it itself, with the "bounded" one - inside a conditional - not.)
     n, d = 64, 3
     rng = np.random.default_rng(0)
     edges = jnp.asarray(hopkur.complete_edges(n))
