@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow lint docs serve-docs figures bench clean
+.PHONY: venv kernels demo test test-slow lint docs serve-docs figures bench clean
 
 venv: $(STAMP)
 
@@ -14,13 +14,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test,dev,bench]"
 	touch $(STAMP)
 
-demo: venv
+# hopkur's compiled CPU kernels (EdgeCoupling(method="native")) build on first use and
+# are cached; building them here once keeps parallel test workers from each compiling.
+kernels: venv
+	$(BIN)/python -c "import hopkur; ok, info = hopkur.native_kernels(); print('native kernels:', 'ok' if ok else 'unavailable', '-', info)"
+
+demo: venv kernels
 	$(BIN)/hopkur demo --out outputs/demo --overwrite
 
-test: venv
+test: venv kernels
 	$(BIN)/python -m pytest -n 2 -q
 
-test-slow: venv
+test-slow: venv kernels
 	$(BIN)/python -m pytest -q -m slow
 
 lint: venv
@@ -39,7 +44,7 @@ serve-docs: docs-venv
 figures: venv
 	$(BIN)/python scripts/make_figures.py
 
-bench: venv
+bench: venv kernels
 	$(BIN)/hopkur bench
 
 clean:

@@ -500,6 +500,14 @@ def additive_scale(cfg: Config) -> dict:
 # ------------------------------------------------------------------ 6: crossover
 
 
+def _native_speedup(times) -> float:
+    # the compiled kernels against the faster JAX formulation, paired per round
+    return min(
+        T.paired_ratio(times["segment"], times["native"]),
+        T.paired_ratio(times["dense"], times["native"]),
+    )
+
+
 def crossover(cfg: Config) -> dict:
     n, d, batch, ks = cfg.pick(
         (896, 5, 100, [2, 6, 10, 16, 24, 40, 64, 150, 300, 600]),
@@ -510,6 +518,7 @@ def crossover(cfg: Config) -> dict:
     x = rng.standard_normal((batch, n, d))
     x = jnp.asarray(x / np.linalg.norm(x, axis=-1, keepdims=True), jnp.float32)
     rows, points = [], []
+    native = hopkur.native_kernels()[0]
     for k in ks:
         edges = jnp.asarray(hopkur.small_world_edges(jax.random.key(k), n, k, 0.1))
         e = edges.shape[0]
@@ -525,7 +534,13 @@ def crossover(cfg: Config) -> dict:
 
         cs = T.compile_call("segment", lambda *z: field(*z, "segment"), a, b, edges, x)
         cd = T.compile_call("dense", lambda *z: field(*z, "dense"), a, b, edges, x)
-        times = T.run_interleaved([cs, cd], cfg.repeats)
+        calls = [cs, cd]
+        if native:
+            cn = T.compile_call(
+                "native", lambda *z: field(*z, "native"), a, b, edges, x
+            )
+            calls.append(cn)
+        times = T.run_interleaved(calls, cfg.repeats)
         ratio = T.paired_ratio(times["segment"], times["dense"])
         density = _sparse.density(e, n)
         auto = hopkur.EdgeCoupling(
@@ -539,8 +554,15 @@ def crossover(cfg: Config) -> dict:
                 "segment": _ms(T.median(times["segment"])),
                 "dense": _ms(T.median(times["dense"])),
                 "dense speed-up": f"{ratio:.2f}×",
+                "native": _ms(T.median(times["native"])) if native else "–",
+                "native vs the faster of the two": (
+                    f"{_native_speedup(times):.2f}×" if native else "–"
+                ),
                 "auto picks": auto,
                 "max |difference|": f"{P.max_difference(cs.output, cd.output):.1e}",
+                "native max |difference|": (
+                    f"{P.max_difference(cs.output, cn.output):.1e}" if native else "–"
+                ),
             }
         )
         cfg.log(f"  crossover k={k}: {ratio:.2f}")
@@ -554,7 +576,7 @@ def crossover(cfg: Config) -> dict:
     if crossing is None and points and points[0][1] >= 1.0:
         crossing = points[0][0]
     return {
-        "title": "Sparse graphs: segment-sum vs dense-masked "
+        "title": "Sparse graphs: segment-sum vs dense-masked vs native "
         f"(N = {n}, D = {d}, batch {batch})",
         "columns": [
             "k",
@@ -562,8 +584,11 @@ def crossover(cfg: Config) -> dict:
             "segment",
             "dense",
             "dense speed-up",
+            "native",
+            "native vs the faster of the two",
             "auto picks",
             "max |difference|",
+            "native max |difference|",
         ],
         "rows": rows,
         "notes": [
@@ -572,9 +597,12 @@ def crossover(cfg: Config) -> dict:
             f"here): density ≈ {crossing:.3g}"
             if crossing
             else "No crossover in range.",
-            f'`EdgeCoupling(method="auto")` switches to dense from density '
-            f"{_sparse.DENSE_THRESHOLD} (closed-form interactions) and "
-            f"{_sparse.DENSE_THRESHOLD_LEARNED} (MLP / user functions).",
+            '`EdgeCoupling(method="auto")` uses the compiled kernels (`native`) for '
+            "the closed-form interactions on CPU when they are available; otherwise "
+            f"it switches from segment to dense from density {_sparse.DENSE_THRESHOLD} "
+            f"(closed-form interactions) and {_sparse.DENSE_THRESHOLD_LEARNED} "
+            "(MLP / user functions). Max |difference|: dense vs segment; native max "
+            "|difference|: native vs segment.",
         ],
         "targets": [
             {

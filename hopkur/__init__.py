@@ -94,6 +94,7 @@ from ._lagrangians import (
     lagrangian_softmax as lagrangian_softmax,
     lagrangian_tanh as lagrangian_tanh,
 )
+from ._native import native_kernels as native_kernels
 from ._sphere import (
     normalise as normalise,
     project_tangent as project_tangent,

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 
+from . import _native
 from ._custom_types import Args, RealScalarLike, Scalar
 from ._hopfield import AbstractHopfield, activation, energy_from_drive
 from ._kuramoto import _check_state, _omega_times, Kuramoto, kuramoto_energy
@@ -35,9 +36,10 @@ from ._sparse import (
     coupling_energy,
     dense_symmetric,
     DENSE_THRESHOLD,
+    METHODS,
     prescattered,
 )
-from ._sphere import normalise, project_tangent
+from ._sphere import normalise, project_tangent, row_dot
 from ._system import AbstractEnergySystem
 
 
@@ -105,12 +107,25 @@ def _optional_array(value):
 
 
 def _edge_dense(method, edges, n):
+    # the energy's evaluation (and the drives' without the compiled kernels)
     return choose_dense(method, edges.shape[0], n, DENSE_THRESHOLD)
+
+
+def _edge_native(method, dtype) -> bool:
+    # the drives' evaluation by the compiled CPU kernels: y = C (g o X) is the drive of
+    # a linear edge interaction with coefficients c on the states g o X
+    if method == "native":
+        _native.require("the coupling")
+        return True
+    return method == "auto" and _native.usable(dtype)
 
 
 def _edge_drives(edges, c, g, x, method="auto", cm=None):
     # `cm`: the dense coefficient matrix if hoisted out of the solve (`_hoisted`)
     n = x.shape[0]
+    if _edge_native(method, x.dtype):
+        y = _native.linear_edge_drive(g[:, None] * x, c, edges)
+        return row_dot(x, y), g[:, None] * y
     if _edge_dense(method, edges, n):
         if cm is None:
             cm = dense_symmetric(c, edges, n)
@@ -153,7 +168,7 @@ class NetworkCoupling(AbstractHopfieldKuramotoCoupling):
 
     def __check_init__(self):
         check_edges("NetworkCoupling", self.edges, None)
-        check_method("NetworkCoupling", self.method)
+        check_method("NetworkCoupling", self.method, (*METHODS, "native"))
         check_shape("NetworkCoupling", "weights", self.weights, (self.edges.shape[0],))
         check_finite("NetworkCoupling", "weights", self.weights)
 
@@ -167,7 +182,9 @@ class NetworkCoupling(AbstractHopfieldKuramotoCoupling):
 
     def _hoisted(self, x):
         n = x.shape[0]
-        if not _edge_dense(self.method, self.edges, n):
+        if _edge_native(self.method, x.dtype) or not _edge_dense(
+            self.method, self.edges, n
+        ):
             return self
         dense = lax.stop_gradient(dense_symmetric(self.weights, self.edges, n))
         return _HoistedNetworkCoupling(self.edges, self.weights, self.method, dense)
@@ -189,9 +206,10 @@ NetworkCoupling.__init__.__doc__ = """**Arguments:**
 
 - `edges`: integer array `(E, 2)`, each undirected edge once, no self-loops.
 - `weights`: the coefficients $c_e$, shape `(E,)`.
-- `method`: `"auto"`, `"segment"` or `"dense"`: evaluation over the edge list or with
-  dense-masked matrices, as for [`hopkur.EdgeCoupling`][] (same results up to float
-  rounding).
+- `method`: `"auto"`, `"segment"`, `"dense"` or `"native"`: evaluation over the edge
+  list, with dense-masked matrices, or (the drives) by the compiled CPU kernels, as for
+  [`hopkur.EdgeCoupling`][] (same results up to float rounding; `"auto"` uses the
+  kernels on CPU when they are available, else chooses by density).
 """
 
 
@@ -212,7 +230,7 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
 
     def __check_init__(self):
         check_shape("AdditiveCoupling", "alpha", self.alpha, ())
-        check_method("AdditiveCoupling", self.method)
+        check_method("AdditiveCoupling", self.method, (*METHODS, "native"))
         check_finite("AdditiveCoupling", "alpha", self.alpha)
         if self.edges is not None:
             check_edges("AdditiveCoupling", self.edges, None)
@@ -261,7 +279,11 @@ def _with_hoisted_mask(coupling, x, hoisted_class):
     # `coupling` (additive or multiplicative) as `hoisted_class`, with the adjacency
     # matrix of its graph formed once, if the graph is evaluated densely
     edges = coupling.edges
-    if edges is None or not _edge_dense(coupling.method, edges, x.shape[0]):
+    if (
+        edges is None
+        or _edge_native(coupling.method, x.dtype)
+        or not _edge_dense(coupling.method, edges, x.shape[0])
+    ):
         return coupling
     mask = adjacency(edges, x.shape[0], jnp.result_type(coupling.alpha))
     return hoisted_class(coupling.alpha, edges, coupling.method, mask)
@@ -300,7 +322,7 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
 
     def __check_init__(self):
         check_shape("MultiplicativeCoupling", "alpha", self.alpha, ())
-        check_method("MultiplicativeCoupling", self.method)
+        check_method("MultiplicativeCoupling", self.method, (*METHODS, "native"))
         check_finite("MultiplicativeCoupling", "alpha", self.alpha)
         if self.edges is not None:
             check_edges("MultiplicativeCoupling", self.edges, None)

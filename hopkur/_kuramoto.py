@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
+from . import _native
 from ._custom_types import Args, RealScalarLike, Scalar
 from ._interactions import AbstractInteraction
 from ._misc import check_edges, check_finite, check_shape, is_concrete, tolerance
@@ -32,6 +33,7 @@ from ._sparse import (
     edge_drive_dense,
     edge_drive_dense_batched,
     edge_energy_dense,
+    METHODS,
     per_sample,
 )
 from ._sphere import antisymmetrise, normalise, project_tangent
@@ -175,7 +177,7 @@ class EdgeCoupling(AbstractOscillatorCoupling):
     $E_{int} = -\sum_{e=(i,j)} \varphi_e(x_i\cdot x_j)$,
     $d_i = \sum_{j \sim i} \varphi'_{ij}(x_i \cdot x_j)\, x_j$.
 
-    Two evaluations, equal up to float rounding, chosen by `method`:
+    Three evaluations, equal up to float rounding, chosen by `method`:
 
     - `"segment"`: gather the edges' endpoints and sum per node
       (`jax.ops.segment_sum`): $O(E D)$ work, but the per-node sums are scatter-adds,
@@ -185,12 +187,24 @@ class EdgeCoupling(AbstractOscillatorCoupling):
       $d = (\varphi'(G)\circ M) X$: $O(N^2 D)$ work in matrix products. Under `vmap`
       it runs sample by sample (in small chunks), so that no `(batch, N, N)` array is
       formed; its derivatives do the same.
-    - `"auto"` (default): `"dense"` when the graph's density $2E/(N(N-1))$ is at least
-      `hopkur._sparse.DENSE_THRESHOLD` (0.02) for the closed-form interactions (linear,
-      relu, tanh, sigmoid), or `DENSE_THRESHOLD_LEARNED` (0.5) for learned ones (MLP,
-      user functions, evaluated on all $N^2$ pairs in the dense form), and
-      $N \le 8192$; `"segment"` otherwise. The crossover was measured (see the
+    - `"native"`: compiled CPU kernels (C++, built on first use; see
+      [`hopkur.native_kernels`][]) that sum over each node's own neighbour list,
+      vectorised over the batch: $O(E D)$ work without scatter-adds or $N\times N$
+      arrays, with compiled tangent and transposed (reverse-mode) kernels. For the
+      closed-form interactions (linear, relu, tanh, sigmoid) and float32/float64
+      states. Batches come from `vmap` (a single state fills one lane of 8, so
+      batches are where it pays). On other backends than CPU, and for second
+      derivatives, it is evaluated as `"segment"`.
+    - `"auto"` (default): `"native"` on CPU for the closed-form interactions when the
+      kernels are available; otherwise `"dense"` when the graph's density
+      $2E/(N(N-1))$ is at least `hopkur._sparse.DENSE_THRESHOLD` (0.02) for the
+      closed-form interactions, or `DENSE_THRESHOLD_LEARNED` (0.5) for learned ones
+      (MLP, user functions, evaluated on all $N^2$ pairs in the dense form), and
+      $N \le 8192$; `"segment"` otherwise. The crossovers were measured (see the
       benchmarks); [`hopkur.EdgeCoupling.evaluation_method`][] tells which is used.
+
+    The energy $E_{int}$ is evaluated `"dense"` or `"segment"` by the same density
+    rule (it needs no scatter-add); `"native"` concerns the drive.
     """
 
     edges: Int[Array, "e 2"] = eqx.field(converter=jnp.asarray)
@@ -200,7 +214,15 @@ class EdgeCoupling(AbstractOscillatorCoupling):
 
     def __check_init__(self):
         check_edges("EdgeCoupling", self.edges, self.n)
-        check_method("EdgeCoupling", self.method)
+        check_method("EdgeCoupling", self.method, (*METHODS, "native"))
+        if self.method == "native" and not _native.supports(
+            self.interaction, jnp.float32
+        ):
+            raise ValueError(
+                "`EdgeCoupling(method='native')` evaluates the closed-form "
+                "interactions (LinearInteraction, ReluInteraction, TanhInteraction, "
+                f"SigmoidInteraction); got {type(self.interaction).__name__}."
+            )
         e = self.interaction.num_edges()
         if e is not None and e != self.edges.shape[0]:
             raise ValueError(
@@ -223,21 +245,35 @@ class EdgeCoupling(AbstractOscillatorCoupling):
                     f"node {largest}."
                 )
 
-    def evaluation_method(self, n: int) -> str:
-        """The evaluation used for `n` oscillators: `"segment"` or `"dense"` (resolves
-        `method="auto"` by the graph's density; see above).
+    def evaluation_method(self, n: int, dtype: Any = None) -> str:
+        """The evaluation of the drive for `n` oscillators: `"native"`, `"segment"` or
+        `"dense"` (resolves `method="auto"`; see above).
 
         **Arguments:**
 
         - `n`: the number of oscillators.
+        - `dtype`: the states' dtype, if known (the compiled kernels take float32 and
+          float64).
 
         **Returns:**
 
-        `"segment"` or `"dense"`.
+        `"native"`, `"segment"` or `"dense"`.
         """
+        if self.method == "native":
+            return "native"
+        if self.method == "auto" and _native.usable(
+            dtype or jnp.float32, self.interaction
+        ):
+            return "native"
+        return self._gram_method(n)
+
+    def _gram_method(self, n: int) -> str:
+        # "dense" or "segment" by the graph's density (the energy's evaluation, and the
+        # drive's when the compiled kernels are not used)
         closed_form = type(self.interaction).__name__ in CLOSED_FORM
         threshold = DENSE_THRESHOLD if closed_form else DENSE_THRESHOLD_LEARNED
-        dense = choose_dense(self.method, self.edges.shape[0], n, threshold)
+        method = "auto" if self.method == "native" else self.method
+        dense = choose_dense(method, self.edges.shape[0], n, threshold)
         return "dense" if dense else "segment"
 
     def _dense_args(self, x):
@@ -252,7 +288,7 @@ class EdgeCoupling(AbstractOscillatorCoupling):
         # N x N matrices once, here, instead of at every evaluation: same drive, energy
         # and derivatives (`prescattered`).
         n = x.shape[0]
-        if self.evaluation_method(n) != "dense":
+        if self.evaluation_method(n, x.dtype) != "dense":
             return self
         parts = dense_edge_parts(self.interaction, self.edges, n, x.dtype)
         return _HoistedEdgeCoupling(
@@ -269,7 +305,16 @@ class EdgeCoupling(AbstractOscillatorCoupling):
         return xi, xj, jnp.sum(xi * xj, axis=-1)
 
     def drive(self, x):
-        if self.evaluation_method(x.shape[0]) == "dense":
+        method = self.evaluation_method(x.shape[0], x.dtype)
+        if method == "native":
+            if not _native.supports(self.interaction, x.dtype):
+                raise ValueError(
+                    "`EdgeCoupling(method='native')` takes float32 or float64 states; "
+                    f"got {x.dtype}."
+                )
+            _native.require("EdgeCoupling")
+            return _native.native_edge_drive(x, self.interaction, self.edges)
+        if method == "dense":
             args, batch_size = self._dense_args(x)
             return per_sample(
                 edge_drive_dense,
@@ -286,7 +331,7 @@ class EdgeCoupling(AbstractOscillatorCoupling):
         )
 
     def energy(self, x):
-        if self.evaluation_method(x.shape[0]) == "dense":
+        if self._gram_method(x.shape[0]) == "dense":
             args, batch_size = self._dense_args(x)
             return per_sample(edge_energy_dense, args, batch_size=batch_size)
         _, _, s = self._overlaps(x)

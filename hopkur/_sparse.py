@@ -56,10 +56,10 @@ _BLOCK_FROM_ELEMENTS = 2**20
 METHODS = ("auto", "segment", "dense")
 
 
-def check_method(call: str, method: str) -> None:
-    if method not in METHODS:
+def check_method(call: str, method: str, methods: tuple[str, ...] = METHODS) -> None:
+    if method not in methods:
         raise ValueError(
-            f"`{call}(method=...)` must be one of {', '.join(map(repr, METHODS))}; got "
+            f"`{call}(method=...)` must be one of {', '.join(map(repr, methods))}; got "
             f"{method!r}."
         )
 

@@ -5,6 +5,23 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
 
+def row_dot(x: Float[Array, "*n d"], y: Float[Array, "*n d"]) -> Float[Array, "*n"]:
+    r"""The inner products of the rows of `x` and `y`, $x_i \cdot y_i$.
+
+    For short rows ($d \le 8$) written as a sum of $d$ products rather than a
+    reduction: XLA:CPU hands reductions to a library whose kernels are slow over a short
+    last axis (at $100\times 896\times 5$ float32: 1.7 ms as a reduction, 0.7 ms
+    unrolled, for a tangent projection).
+    """
+    d = x.shape[-1]
+    if d > 8 or d == 0:
+        return jnp.sum(x * y, axis=-1)
+    total = x[..., 0] * y[..., 0]
+    for k in range(1, d):
+        total = total + x[..., k] * y[..., k]
+    return total
+
+
 def project_tangent(
     x: Float[Array, "*n d"], v: Float[Array, "*n d"]
 ) -> Float[Array, "*n d"]:
@@ -25,8 +42,8 @@ def project_tangent(
 
     The projected vectors, each orthogonal to its row of `x`.
     """
-    xv = jnp.sum(x * v, axis=-1, keepdims=True)
-    xx = jnp.sum(x * x, axis=-1, keepdims=True)
+    xv = row_dot(x, v)[..., None]
+    xx = row_dot(x, x)[..., None]
     return v - (xv / xx) * x
 
 
@@ -41,7 +58,7 @@ def normalise(x: Float[Array, "*n d"]) -> Float[Array, "*n d"]:
 
     `x / |x|`, row by row.
     """
-    return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+    return x / jnp.sqrt(row_dot(x, x))[..., None]
 
 
 def random_sphere(

@@ -136,8 +136,14 @@ def test_auto_chooses_by_density():
     assert _sparse.density(len(dense_edges), n) > _sparse.DENSE_THRESHOLD
     sparse = hopkur.EdgeCoupling(sparse_edges, relu(len(sparse_edges)))
     dense = hopkur.EdgeCoupling(dense_edges, relu(len(dense_edges)))
-    assert sparse.evaluation_method(n) == "segment"
-    assert dense.evaluation_method(n) == "dense"
+    # On CPU with the compiled kernels, closed-form interactions use them at any
+    # density; between the two JAX formulations (the energy, and the drive elsewhere)
+    # the density decides.
+    native = hopkur.native_kernels()[0] and jax.default_backend() == "cpu"
+    assert sparse.evaluation_method(n) == ("native" if native else "segment")
+    assert dense.evaluation_method(n) == ("native" if native else "dense")
+    assert sparse._gram_method(n) == "segment"
+    assert dense._gram_method(n) == "dense"
     # The explicit override wins.
     forced = hopkur.EdgeCoupling(sparse_edges, relu(len(sparse_edges)), method="dense")
     assert forced.evaluation_method(n) == "dense"
@@ -219,11 +225,14 @@ def _coupled_outputs(model, ys):
     return fields, energies, jax.tree.leaves(_inexact(eqx.filter_grad(loss)(model)))
 
 
+@pytest.mark.parametrize("method", ["dense", "native"])
 @pytest.mark.parametrize("kind", ["network", "additive", "multiplicative"])
-def test_coupled_dense_equals_segment(kind):
+def test_coupled_dense_and_native_equal_segment(kind, method):
+    if method == "native" and not hopkur.native_kernels()[0]:
+        pytest.skip(hopkur.native_kernels()[1])
     segment = _coupled_outputs(*_coupled(kind, "segment", 3))
-    dense = _coupled_outputs(*_coupled(kind, "dense", 3))
-    assert tree_allclose(dense, segment, rtol=1e-10, atol=1e-10)
+    other = _coupled_outputs(*_coupled(kind, method, 3))
+    assert tree_allclose(other, segment, rtol=1e-10, atol=1e-10)
 
 
 # ------------------------------------------------------------ per-sample primitive
@@ -412,7 +421,8 @@ def test_dense_path_gradients_through_solves(adjoint, retract, getkey):
     assert tree_allclose(gradient("dense"), gradient("segment"), rtol=1e-9, atol=1e-9)
 
 
-def test_no_recompilation_for_new_parameter_values(getkey):
+@pytest.mark.parametrize("method", ["dense", "native"])
+def test_no_recompilation_for_new_parameter_values(method, getkey):
     r = _Rng(getkey())
     n, d = 10, 3
     edges = r.edges(n, 0.5)
@@ -426,9 +436,9 @@ def test_no_recompilation_for_new_parameter_values(getkey):
 
     def model_of(a, b):
         interaction = hopkur.ReluInteraction(a, b)
-        return hopkur.Kuramoto(hopkur.EdgeCoupling(edges, interaction))
+        return hopkur.Kuramoto(hopkur.EdgeCoupling(edges, interaction, method=method))
 
-    assert model_of(r.normal(e), r.normal(e)).coupling.evaluation_method(n) == "dense"
+    assert model_of(r.normal(e), r.normal(e)).coupling.evaluation_method(n) == method
     y0 = r.sphere(n, d)
     first = solve(model_of(r.normal(e), r.normal(e)), y0)
     second = solve(model_of(r.normal(e), r.normal(e)), r.sphere(n, d))
@@ -483,6 +493,8 @@ def test_bench_runner_smoke(tmp_path):
     rows = record["results"]["crossover"]["rows"]
     assert [row["k"] for row in rows] == [2, 8]
     assert all(float(row["max |difference|"]) < 1e-4 for row in rows)
+    if hopkur.native_kernels()[0]:
+        assert all(float(row["native max |difference|"]) < 1e-4 for row in rows)
     markdown = (out / "results.md").read_text()
     assert "| k | density |" in markdown
     readme = (suite_copy / "README.md").read_text()

@@ -1,0 +1,515 @@
+r"""Compiled CPU kernels for edge couplings (private): `EdgeCoupling(method="native")`.
+
+For the closed-form interactions $\varphi'_e(s) = a_e + b_e h(s)$ ($h = 0$, relu,
+tanh or the logistic sigmoid) the drive
+$d_i = \sum_{j\sim i}\varphi'_{ij}(x_i\cdot x_j)\,x_j$ is a loop over each node's
+neighbours: $O(E D)$ work, no scatter-add and no $N\times N$ array. XLA:CPU cannot
+generate that loop well (the segment formulation scatters one edge at a time; the dense
+formulation does $O(N^2 D)$ work), so it is written in C++ (`csrc/edge_kernels.cc`):
+each node's sum runs over its own neighbour list, vectorised over the batch (tiles of
+8 samples in float32, 4 in float64: one SIMD vector), on XLA's intra-op threads.
+
+Three primitives carry it through JAX's transformations:
+
+- `edge_drive_p(x, a, b, edges)`: the drive of a batch of states `x` `(B, N, D)`;
+- `edge_tangent_p(x, a, b, edges, dx, da, db)`: its tangent, linear in `(dx, da, db)`;
+- `edge_cotangent_p(x, a, b, edges, ct)`: the transpose of the tangent: the
+  cotangents of `x`, `a` and `b` (the last two summed over each of `groups` groups of
+  consecutive samples).
+
+`jvp` of the drive is the tangent primitive and its transpose the cotangent primitive,
+so forward and reverse mode both run compiled code. `vmap` over the states folds the
+new axis into the batch. Everything else — `vmap` over the parameters or the graph,
+second derivatives, other backends than CPU — goes through the `_reference_*`
+functions, the same maps written with gathers and scatter-adds in JAX, which are also
+the lowering on GPU and TPU (the library stays device-agnostic; the kernels are a CPU
+fast path).
+
+The library is compiled on first use with the system's C++ compiler (`$CXX`, else
+`c++`/`g++`/`clang++`) against the XLA FFI headers shipped with jaxlib, with
+`-march=native`, and cached in `$HOPKUR_CACHE_DIR` (default `~/.cache/hopkur`) under a
+key of the source, the compiler command, jaxlib's version and the CPU. Set
+`HOPKUR_NATIVE=0` to never use it. [`hopkur.native_kernels`][] reports whether it is
+available and why not.
+"""
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.extend import core as jex_core
+from jax.interpreters import ad, batching, mlir
+from jaxtyping import Array, Float, Int
+
+
+_SOURCE = Path(__file__).parent / "csrc" / "edge_kernels.cc"
+_TARGETS = ("HopkurEdgeDrive", "HopkurEdgeTangent", "HopkurEdgeCotangent")
+_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno")
+_COMPILE_TIMEOUT = 600
+
+# h(s) of the interactions phi'(s) = a + b h(s), by class name: the kernels' `mode`
+MODES = {
+    "LinearInteraction": 0,
+    "ReluInteraction": 1,
+    "TanhInteraction": 2,
+    "SigmoidInteraction": 3,
+}
+
+
+# ------------------------------------------------------------- building and loading
+
+
+def _cache_dir() -> Path:
+    if "HOPKUR_CACHE_DIR" in os.environ:
+        return Path(os.environ["HOPKUR_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "hopkur"
+
+
+def _cpu_tag() -> str:
+    """What `-march=native` depends on: the CPU model and its feature flags."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        first = text.split("\n\n")[0]
+        keep = [
+            line
+            for line in first.splitlines()
+            if line.split(":")[0].strip() in ("model name", "flags", "Features")
+        ]
+        return "\n".join(keep)
+    except OSError:
+        return platform.processor() + platform.machine()
+
+
+def _compiler() -> str | None:
+    if os.environ.get("CXX"):
+        return os.environ["CXX"]
+    for name in ("c++", "g++", "clang++"):
+        path = shutil.which(name)
+        if path is not None:
+            return path
+    return None
+
+
+def _build() -> Path:
+    """Compiles the kernels (if not cached) and returns the shared library's path."""
+    compiler = _compiler()
+    if compiler is None:
+        raise RuntimeError("no C++ compiler found (set $CXX)")
+    include = jax.ffi.include_dir()
+    command = [compiler, *_FLAGS, "-I", include]
+    key = hashlib.sha256()
+    for part in (
+        _SOURCE.read_bytes(),
+        " ".join(command).encode(),
+        jax.__version__.encode(),
+        _cpu_tag().encode(),
+    ):
+        key.update(part)
+        key.update(b"\0")
+    folder = _cache_dir() / "native"
+    path = folder / f"edge_kernels-{key.hexdigest()[:20]}.so"
+    if path.exists():
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    # Compile to a private name, then rename: concurrent builds (test workers) each
+    # finish with a complete file.
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
+    os.close(fd)
+    try:
+        result = subprocess.run(
+            [*command, str(_SOURCE), "-o", tmp],
+            capture_output=True,
+            text=True,
+            timeout=_COMPILE_TIMEOUT,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"compiling {_SOURCE.name} failed ({' '.join(command)}):\n"
+                + result.stderr[-4000:]
+            )
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+@functools.cache
+def _load() -> tuple[bool, str]:
+    if os.environ.get("HOPKUR_NATIVE", "1").strip().lower() in ("0", "false", "no"):
+        return False, "disabled by HOPKUR_NATIVE=0"
+    try:
+        path = _build()
+        library = ctypes.cdll.LoadLibrary(str(path))
+        for name in _TARGETS:
+            capsule = jax.ffi.pycapsule(getattr(library, name))
+            jax.ffi.register_ffi_target(name, capsule, platform="cpu")
+    except Exception as error:  # anything: a missing compiler, headers, a bad build
+        return False, f"{type(error).__name__}: {error}"
+    return True, str(path)
+
+
+def native_kernels() -> tuple[bool, str]:
+    """Whether hopkur's compiled CPU kernels for edge couplings are available
+    (`EdgeCoupling(method="native")`, and `"auto"` on CPU), compiling them on the
+    first call if needed (about half a minute, once per machine: the library is
+    cached).
+
+    **Returns:**
+
+    `(True, path of the compiled library)` or `(False, the reason)`: no C++ compiler,
+    a failed build (the compiler's message), or `HOPKUR_NATIVE=0` in the environment.
+    """
+    return _load()
+
+
+def available() -> bool:
+    return _load()[0]
+
+
+def require(call: str) -> None:
+    ok, reason = _load()
+    if not ok:
+        raise RuntimeError(
+            f"`{call}(method='native')` needs hopkur's compiled CPU kernels, which are "
+            f"not available: {reason}. Use method='auto', 'segment' or 'dense'."
+        )
+
+
+# ------------------------------------------------------------- reference (pure JAX)
+
+
+def _h(mode: int, s):
+    if mode == 0:
+        return jnp.zeros_like(s)
+    if mode == 1:
+        return jax.nn.relu(s)
+    if mode == 2:
+        return jnp.tanh(s)
+    if mode == 3:
+        return jax.nn.sigmoid(s)
+    raise ValueError(f"unknown interaction mode {mode}")
+
+
+def _reference_drive(x, a, b, edges, *, mode):
+    """`edge_drive_p` by gathers and scatter-adds (any backend and transformation)."""
+    i, j = edges[:, 0], edges[:, 1]
+    xi, xj = x[:, i], x[:, j]
+    w = (a[None] + b[None] * _h(mode, jnp.sum(xi * xj, axis=-1)))[..., None]
+    return jnp.zeros_like(x).at[:, i].add(w * xj).at[:, j].add(w * xi)
+
+
+def _reference_tangent(x, a, b, edges, dx, da, db, *, mode):
+    drive = lambda x, a, b: _reference_drive(x, a, b, edges, mode=mode)
+    return jax.jvp(drive, (x, a, b), (dx, da, db))[1]
+
+
+def _reference_cotangent(x, a, b, edges, ct, *, mode, groups, params):
+    size, n, d = x.shape
+    per = size // groups
+
+    def one(x, ct):
+        drive = lambda x, a, b: _reference_drive(x, a, b, edges, mode=mode)
+        return jax.vjp(drive, x, a, b)[1](ct)
+
+    xs = x.reshape(groups, per, n, d)
+    cts = ct.reshape(groups, per, n, d)
+    xbar, abar, bbar = jax.vmap(one)(xs, cts)
+    if not params:
+        abar, bbar = abar[:, :0], bbar[:, :0]
+    return xbar.reshape(x.shape), abar, bbar
+
+
+# -------------------------------------------------------------------- primitives
+
+edge_drive_p = jex_core.Primitive("hopkur_edge_drive")
+edge_tangent_p = jex_core.Primitive("hopkur_edge_tangent")
+edge_cotangent_p = jex_core.Primitive("hopkur_edge_cotangent")
+edge_cotangent_p.multiple_results = True
+
+_REFERENCE = {
+    edge_drive_p: _reference_drive,
+    edge_tangent_p: _reference_tangent,
+    edge_cotangent_p: _reference_cotangent,
+}
+# which arguments have the states' shape (B, N, D) and fold a `vmap` axis into B
+_STATE_ARGS = {edge_drive_p: (0,), edge_tangent_p: (0, 4), edge_cotangent_p: (0, 4)}
+
+
+def _drive_abstract(x, a, b, edges, *, mode):
+    del a, b, edges, mode
+    return jax.core.ShapedArray(x.shape, x.dtype)
+
+
+def _tangent_abstract(x, a, b, edges, dx, da, db, *, mode):
+    del a, b, edges, dx, da, db, mode
+    return jax.core.ShapedArray(x.shape, x.dtype)
+
+
+def _cotangent_abstract(x, a, b, edges, ct, *, mode, groups, params):
+    # the parameters' cotangents are (groups, E); (groups, 0) when not wanted
+    del b, ct, mode
+    e = edges.shape[0] if params else 0
+    return (
+        jax.core.ShapedArray(x.shape, x.dtype),
+        jax.core.ShapedArray((groups, e), a.dtype),
+        jax.core.ShapedArray((groups, e), a.dtype),
+    )
+
+
+edge_drive_p.def_abstract_eval(_drive_abstract)
+edge_tangent_p.def_abstract_eval(_tangent_abstract)
+edge_cotangent_p.def_abstract_eval(_cotangent_abstract)
+
+
+@functools.cache
+def _jitted(prim, params: tuple):
+    # one compiled function per primitive and parameters, reused by eager calls
+    return jax.jit(functools.partial(prim.bind, **dict(params)))
+
+
+def _impl(prim):
+    def impl(*args, **params):
+        return _jitted(prim, tuple(sorted(params.items())))(*args)
+
+    return impl
+
+
+for _prim in _REFERENCE:
+    _prim.def_impl(_impl(_prim))
+    # every backend: the reference; CPU: the kernels (below)
+    mlir.register_lowering(
+        _prim,
+        mlir.lower_fun(_REFERENCE[_prim], multiple_results=_prim.multiple_results),
+    )
+
+
+def _cpu_lowering(target: str):
+    def lowering(ctx, *args, **params):
+        ok, reason = _load()
+        if not ok:
+            raise RuntimeError(
+                f"hopkur's compiled CPU kernels are not available: {reason}"
+            )
+        attrs = {
+            "mode": np.int32(params["mode"]),
+            **({"groups": np.int64(params["groups"])} if "groups" in params else {}),
+            **({"params": bool(params["params"])} if "params" in params else {}),
+        }
+        return jax.ffi.ffi_lowering(target)(ctx, *args, **attrs)
+
+    return lowering
+
+
+mlir.register_lowering(edge_drive_p, _cpu_lowering("HopkurEdgeDrive"), platform="cpu")
+mlir.register_lowering(
+    edge_tangent_p, _cpu_lowering("HopkurEdgeTangent"), platform="cpu"
+)
+mlir.register_lowering(
+    edge_cotangent_p, _cpu_lowering("HopkurEdgeCotangent"), platform="cpu"
+)
+
+
+# ------------------------------------------------------------------------ autodiff
+
+
+def _instantiate(t, like):
+    return (
+        jnp.zeros(jnp.shape(like), jnp.result_type(like)) if type(t) is ad.Zero else t
+    )
+
+
+def _drive_jvp(primals, tangents, *, mode):
+    x, a, b, edges = primals
+    dx, da, db, _ = tangents
+    out = edge_drive_p.bind(x, a, b, edges, mode=mode)
+    if all(type(t) is ad.Zero for t in (dx, da, db)):
+        return out, ad.Zero.from_primal_value(out)
+    dx, da, db = (_instantiate(t, p) for t, p in zip((dx, da, db), (x, a, b)))
+    return out, edge_tangent_p.bind(x, a, b, edges, dx, da, db, mode=mode)
+
+
+def _tangent_transpose(ct, x, a, b, edges, dx, da, db, *, mode):
+    if any(ad.is_undefined_primal(p) for p in (x, a, b, edges)):
+        raise NotImplementedError("the edge tangent is linear in (dx, da, db) only")
+    if type(ct) is ad.Zero:
+        return [None] * 7
+    wants_params = ad.is_undefined_primal(da) or ad.is_undefined_primal(db)
+    xbar, abar, bbar = edge_cotangent_p.bind(
+        x, a, b, edges, ct, mode=mode, groups=1, params=wants_params
+    )
+    return [
+        None,
+        None,
+        None,
+        None,
+        xbar if ad.is_undefined_primal(dx) else None,
+        abar[0] if ad.is_undefined_primal(da) else None,
+        bbar[0] if ad.is_undefined_primal(db) else None,
+    ]
+
+
+def _reference_jvp(prim):
+    # Second and higher derivatives: the reference written in JAX (exact, not fast).
+    def jvp(primals, tangents, **params):
+        edges_at = 3
+        edges = primals[edges_at]
+        rest = [p for k, p in enumerate(primals) if k != edges_at]
+        rest_t = [
+            _instantiate(t, p)
+            for k, (t, p) in enumerate(zip(tangents, primals))
+            if k != edges_at
+        ]
+
+        def fun(*rest):
+            args = list(rest)
+            args.insert(edges_at, edges)
+            return _REFERENCE[prim](*args, **params)
+
+        out, t_out = jax.jvp(fun, tuple(rest), tuple(rest_t))
+        if prim.multiple_results:
+            return list(out), list(t_out)
+        return out, t_out
+
+    return jvp
+
+
+def _cotangent_transpose(cts, x, a, b, edges, ct, *, mode, groups, params):
+    # The cotangent is linear in `ct`; its transpose (rarely needed: transposing a
+    # VJP) through the reference.
+    if not ad.is_undefined_primal(ct) or any(
+        ad.is_undefined_primal(p) for p in (x, a, b, edges)
+    ):
+        raise NotImplementedError("the edge cotangent is linear in `ct` only")
+    cts = [
+        _instantiate(c, s)
+        for c, s in zip(
+            cts,
+            _cotangent_abstract(
+                x, a, b, edges, ct.aval, mode=mode, groups=groups, params=params
+            ),
+        )
+    ]
+    fun = lambda ct: _reference_cotangent(
+        x, a, b, edges, ct, mode=mode, groups=groups, params=params
+    )
+    (ct_bar,) = jax.linear_transpose(fun, ct.aval)(tuple(cts))
+    return [None, None, None, None, ct_bar]
+
+
+ad.primitive_jvps[edge_drive_p] = _drive_jvp
+ad.primitive_jvps[edge_tangent_p] = _reference_jvp(edge_tangent_p)
+ad.primitive_jvps[edge_cotangent_p] = _reference_jvp(edge_cotangent_p)
+ad.primitive_transposes[edge_tangent_p] = _tangent_transpose
+ad.primitive_transposes[edge_cotangent_p] = _cotangent_transpose
+
+
+# ------------------------------------------------------------------------ batching
+
+
+def _batcher(prim):
+    state_args = _STATE_ARGS[prim]
+
+    def batch(args, dims, **params):
+        others = [d for k, d in enumerate(dims) if k not in state_args]
+        if any(d is not None for d in others):
+            # batched parameters or graphs: the reference, vectorised
+            fun = functools.partial(_REFERENCE[prim], **params)
+            out = jax.vmap(fun, in_axes=tuple(dims))(*args)
+            return out, ([0] * len(out) if prim.multiple_results else 0)
+        size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
+        args = list(args)
+        for k in state_args:
+            a, d = args[k], dims[k]
+            a = (
+                jnp.broadcast_to(a, (size, *a.shape))
+                if d is None
+                else jnp.moveaxis(a, d, 0)
+            )
+            args[k] = a.reshape(size * a.shape[1], *a.shape[2:])
+        if prim is edge_cotangent_p:
+            params = dict(params, groups=size * params["groups"])
+            xbar, abar, bbar = prim.bind(*args, **params)
+            groups = params["groups"] // size
+            xbar = xbar.reshape(size, -1, *xbar.shape[1:])
+            abar = abar.reshape(size, groups, abar.shape[-1])
+            bbar = bbar.reshape(size, groups, bbar.shape[-1])
+            return (xbar, abar, bbar), (0, 0, 0)
+        out = prim.bind(*args, **params)
+        return out.reshape(size, -1, *out.shape[1:]), 0
+
+    return batch
+
+
+for _prim in _REFERENCE:
+    batching.primitive_batchers[_prim] = _batcher(_prim)
+
+
+# ------------------------------------------------------------------------- entry
+
+
+def edge_coefficients(interaction, num_edges: int, dtype) -> tuple[int, Array, Array]:
+    """`(mode, a, b)` of a closed-form interaction for the kernels: its coefficients
+    as `(E,)` arrays of `dtype` (shared ones broadcast; linear: `a = k`, `b = 0`)."""
+    name = type(interaction).__name__
+    mode = MODES[name]
+    if name == "LinearInteraction":
+        a, b = interaction.k, jnp.zeros((), dtype)
+    else:
+        a, b = interaction.a, interaction.b
+    shape = (num_edges,)
+    a = jnp.broadcast_to(jnp.asarray(a).astype(dtype), shape)
+    b = jnp.broadcast_to(jnp.asarray(b).astype(dtype), shape)
+    return mode, a, b
+
+
+def native_edge_drive(
+    x: Float[Array, "n d"], interaction, edges: Int[Array, "e 2"]
+) -> Float[Array, "n d"]:
+    r"""$d_i = \sum_{j\sim i}\varphi'_{ij}(x_i\cdot x_j)\,x_j$ for one state (batches
+    come from `vmap`) with the compiled kernels."""
+    mode, a, b = edge_coefficients(interaction, edges.shape[0], x.dtype)
+    edges = edges.astype(jnp.int32)
+    return edge_drive_p.bind(x[None], a, b, edges, mode=mode)[0]
+
+
+def linear_edge_drive(
+    z: Float[Array, "n d"], c: Float[Array, " e"], edges: Int[Array, "e 2"]
+) -> Float[Array, "n d"]:
+    r"""$y_i = \sum_{j\sim i} c_{ij} z_j$ for one state (the linear interaction's drive
+    on the states $z$) with the compiled kernels."""
+    e = edges.shape[0]
+    a = jnp.broadcast_to(jnp.asarray(c).astype(z.dtype), (e,))
+    b = jnp.zeros((e,), z.dtype)
+    return edge_drive_p.bind(z[None], a, b, edges.astype(jnp.int32), mode=0)[0]
+
+
+def usable(dtype, interaction=None) -> bool:
+    """Whether `method="auto"` evaluates with the kernels: on CPU, when they are
+    available, for float32/float64 states (and a closed-form `interaction`, if
+    given)."""
+    if interaction is not None and type(interaction).__name__ not in MODES:
+        return False
+    return (
+        jnp.dtype(dtype) in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64))
+        and jax.default_backend() == "cpu"
+        and available()
+    )
+
+
+def supports(interaction, dtype) -> bool:
+    """Whether the kernels evaluate this interaction at this dtype."""
+    return type(interaction).__name__ in MODES and jnp.dtype(dtype) in (
+        jnp.dtype(jnp.float32),
+        jnp.dtype(jnp.float64),
+    )

@@ -1,0 +1,344 @@
+"""The compiled CPU kernels of `EdgeCoupling(method="native")`: the same drive as the
+segment formulation (the reference) under every transformation — `vmap` with batches
+that fill tiles partly or fully, `jvp`, `grad` of the states and the per-edge or shared
+parameters, per-sample gradients (`vmap` of `grad`, including groups of samples),
+second derivatives, `vmap` over parameters — in float64 and float32, through `simulate`,
+and clear errors for what they do not take."""
+
+import platform
+import shutil
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hopkur
+from hopkur import _native
+
+from .helpers import _interaction, _Rng, tree_allclose
+
+
+CLOSED_FORMS = ("linear", "relu", "tanh", "sigmoid")
+
+needs_kernels = pytest.mark.skipif(
+    not hopkur.native_kernels()[0],
+    reason=f"compiled kernels unavailable: {hopkur.native_kernels()[1]}",
+)
+
+
+def test_kernels_build_where_a_compiler_exists():
+    # Guards the skips below: on a Linux machine with a C++ compiler (CI) the kernels
+    # must build, so the tests that need them run.
+    if platform.system() != "Linux" or _native._compiler() is None:
+        pytest.skip("no C++ compiler on this machine")
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        pytest.skip("no C++ compiler on this machine")
+    ok, detail = hopkur.native_kernels()
+    assert ok, detail
+
+
+def _pair(kind, r, n, degree=None, shared=False):
+    edges = r.edges(n) if degree is None else r.edges(n, degree)
+    e = edges.shape[0]
+    if shared:
+        interaction = (
+            hopkur.LinearInteraction(0.8)
+            if kind == "linear"
+            else _interaction(kind, r, 1).__class__(0.7, -1.3)
+        )
+    else:
+        interaction = _interaction(kind, r, e)
+    native = hopkur.EdgeCoupling(edges, interaction, method="native")
+    segment = hopkur.EdgeCoupling(edges, interaction, method="segment")
+    return native, segment
+
+
+def _inexact(tree):
+    return eqx.filter(tree, eqx.is_inexact_array)
+
+
+@needs_kernels
+@pytest.mark.parametrize("kind", CLOSED_FORMS)
+@pytest.mark.parametrize("batch, d", [(1, 2), (3, 5), (17, 3), (40, 7)])
+def test_drive_equals_segment(kind, batch, d, getkey):
+    # batch 17 and 40: several tiles of 8 (float64), the last one partly filled;
+    # d = 7 runs the kernels' run-time dimension, 2, 3, 5 the compiled ones
+    r = _Rng(getkey())
+    n = 13
+    native, segment = _pair(kind, r, n)
+    xs = jnp.stack([r.sphere(n, d) for _ in range(batch)])
+    got = jax.jit(jax.vmap(native.drive))(xs)
+    want = jax.vmap(segment.drive)(xs)
+    assert tree_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert tree_allclose(native.drive(xs[0]), segment.drive(xs[0]), rtol=1e-12)
+
+
+@needs_kernels
+@pytest.mark.parametrize("kind", CLOSED_FORMS)
+@pytest.mark.parametrize("shared", [False, True])
+def test_derivatives_equal_segment(kind, shared, getkey):
+    r = _Rng(getkey())
+    n, d, batch = 11, 4, 19
+    native, segment = _pair(kind, r, n, shared=shared)
+    xs = jnp.stack([r.sphere(n, d) for _ in range(batch)])
+    dxs = r.normal(batch, n, d)
+
+    def loss(c, xs):
+        return jnp.sum(jnp.sin(jax.vmap(c.drive)(xs)))
+
+    for c_native, c_segment in [(native, segment)]:
+        # reverse mode: the states and the parameters (summed over the batch)
+        g_native = eqx.filter_jit(eqx.filter_grad(loss))(c_native, xs)
+        g_segment = eqx.filter_grad(loss)(c_segment, xs)
+        assert tree_allclose(
+            _inexact(g_native.interaction), _inexact(g_segment.interaction), rtol=1e-10
+        )
+        gx_native = jax.grad(lambda xs: loss(c_native, xs))(xs)
+        gx_segment = jax.grad(lambda xs: loss(c_segment, xs))(xs)
+        assert tree_allclose(gx_native, gx_segment, rtol=1e-10, atol=1e-12)
+        # forward mode
+        t_native = jax.jvp(jax.vmap(c_native.drive), (xs,), (dxs,))[1]
+        t_segment = jax.jvp(jax.vmap(c_segment.drive), (xs,), (dxs,))[1]
+        assert tree_allclose(t_native, t_segment, rtol=1e-10, atol=1e-12)
+
+        # parameter tangents
+        def parameter_tangent(c):
+            params, static = eqx.partition(c, eqx.is_inexact_array)
+            drive = lambda p: jax.vmap(eqx.combine(p, static).drive)(xs)
+            ones = jax.tree.map(jnp.ones_like, params)
+            return jax.jvp(drive, (params,), (ones,))[1]
+
+        t_native = parameter_tangent(c_native)
+        t_segment = parameter_tangent(c_segment)
+        assert tree_allclose(t_native, t_segment, rtol=1e-10, atol=1e-12)
+
+
+@needs_kernels
+@pytest.mark.parametrize("kind", ["relu", "tanh"])
+def test_per_sample_and_grouped_gradients(kind, getkey):
+    r = _Rng(getkey())
+    n, d = 10, 3
+    native, segment = _pair(kind, r, n)
+
+    def per_sample(c, xs):
+        # vmap of grad: one parameter cotangent per sample
+        one = lambda x: eqx.filter_grad(lambda c: jnp.sum(jnp.sin(c.drive(x))))(c)
+        return _inexact(jax.vmap(one)(xs).interaction)
+
+    def grouped(c, xs):
+        # vmap (over groups) of grad of a batch sum: cotangents summed per group
+        def one(group):
+            loss = lambda c: jnp.sum(jnp.cos(jax.vmap(c.drive)(group)))
+            return _inexact(eqx.filter_grad(loss)(c).interaction)
+
+        return jax.vmap(one)(xs)
+
+    xs = jnp.stack([r.sphere(n, d) for _ in range(21)])
+    assert tree_allclose(per_sample(native, xs), per_sample(segment, xs), rtol=1e-10)
+    # groups of 3 samples (lanes of one tile in several groups) and of 10 (a group
+    # across tiles)
+    for shape in [(7, 3), (2, 10)]:
+        ys = jnp.stack([r.sphere(n, d) for _ in range(shape[0] * shape[1])])
+        ys = ys.reshape(*shape, n, d)
+        assert tree_allclose(grouped(native, ys), grouped(segment, ys), rtol=1e-10)
+
+
+@needs_kernels
+def test_second_order_and_batched_parameters(getkey):
+    # Beyond first derivatives and `vmap` over the states the kernels defer to the
+    # reference; the results must still be exact.
+    r = _Rng(getkey())
+    n, d = 9, 3
+    native, segment = _pair("tanh", r, n)
+    xs = jnp.stack([r.sphere(n, d) for _ in range(4)])
+    v = r.normal(*xs.shape)
+
+    def hvp(c):
+        grad = jax.grad(lambda xs: jnp.sum(jnp.sin(jax.vmap(c.drive)(xs))))
+        return jax.jvp(grad, (xs,), (v,))[1]
+
+    assert tree_allclose(hvp(native), hvp(segment), rtol=1e-10, atol=1e-12)
+
+    def parameter_hvp(c):
+        def loss(a):
+            c2 = eqx.tree_at(lambda c: c.interaction.a, c, a)
+            return jnp.sum(jnp.sin(jax.vmap(c2.drive)(xs)))
+
+        a = c.interaction.a
+        return jax.jvp(jax.grad(loss), (a,), (jnp.ones_like(a),))[1]
+
+    assert tree_allclose(parameter_hvp(native), parameter_hvp(segment), rtol=1e-9)
+
+    # a batch of parameter sets (vmap over the coupling itself)
+    e = native.edges.shape[0]
+    a_batch = jnp.stack([r.normal(e) for _ in range(3)])
+
+    def drives(c, a):
+        return eqx.tree_at(lambda c: c.interaction.a, c, a).drive(xs[0])
+
+    got = jax.vmap(lambda a: drives(native, a))(a_batch)
+    want = jax.vmap(lambda a: drives(segment, a))(a_batch)
+    assert tree_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@needs_kernels
+def test_float32(getkey):
+    r = _Rng(getkey())
+    n, d = 30, 5
+    native, segment = _pair("relu", r, n)
+    native, segment = (
+        jax.tree.map(
+            lambda p: p.astype(jnp.float32) if eqx.is_inexact_array(p) else p, c
+        )
+        for c in (native, segment)
+    )
+    xs = jnp.stack([r.sphere(n, d) for _ in range(37)]).astype(jnp.float32)
+    assert tree_allclose(
+        jax.vmap(native.drive)(xs), jax.vmap(segment.drive)(xs), rtol=1e-5, atol=1e-5
+    )
+
+    def loss(c):
+        return jnp.sum(jnp.sin(jax.vmap(c.drive)(xs)))
+
+    g_native = _inexact(eqx.filter_grad(loss)(native).interaction)
+    g_segment = _inexact(eqx.filter_grad(loss)(segment).interaction)
+    assert tree_allclose(g_native, g_segment, rtol=1e-4, atol=1e-4)
+
+
+@needs_kernels
+def test_solves_and_training_gradients_equal_segment(getkey):
+    r = _Rng(getkey())
+    n, d = 12, 3
+    # tanh, smooth: with relu a rounding-level difference in an overlap near 0 can
+    # switch a kink of the interaction on or off for the gradient
+    native, segment = _pair("tanh", r, n)
+    y0s = jnp.stack([r.sphere(n, d) for _ in range(5)])
+
+    def loss(c):
+        model = hopkur.Kuramoto(c, field=0.3 * jnp.ones((n, d)))
+
+        def one(y0):
+            # fixed steps: with an adaptive controller, rounding-level differences
+            # in the field can change the step sequence (segment and dense differ
+            # that way too), which moves the gradient by about the tolerance
+            controller = dfx.ConstantStepSize()
+            sol = hopkur.simulate(
+                model, y0, t1=0.5, dt0=0.05, stepsize_controller=controller
+            )
+            return jnp.sum(sol.ys[-1][:, 0])
+
+        return jnp.sum(jax.vmap(one)(y0s))
+
+    v_native, g_native = eqx.filter_value_and_grad(loss)(native)
+    v_segment, g_segment = eqx.filter_value_and_grad(loss)(segment)
+    assert tree_allclose(v_native, v_segment, rtol=1e-11)
+    assert tree_allclose(
+        _inexact(g_native.interaction), _inexact(g_segment.interaction), rtol=1e-9
+    )
+
+
+@needs_kernels
+def test_auto_uses_the_kernels_on_cpu(getkey):
+    r = _Rng(getkey())
+    edges = r.edges(10)
+    relu = hopkur.EdgeCoupling(edges, _interaction("relu", r, edges.shape[0]))
+    mlp = hopkur.EdgeCoupling(edges, _interaction("mlp", r, edges.shape[0]))
+    assert relu.evaluation_method(10) == "native"
+    assert relu.evaluation_method(10, jnp.float16) != "native"
+    assert mlp.evaluation_method(10) != "native"
+
+
+def test_bad_input(getkey):
+    r = _Rng(getkey())
+    edges = r.edges(8)
+    e = edges.shape[0]
+    with pytest.raises(ValueError, match="closed-form"):
+        hopkur.EdgeCoupling(edges, _interaction("mlp", r, e), method="native")
+    with pytest.raises(ValueError, match="method"):
+        hopkur.EdgeCoupling(edges, _interaction("relu", r, e), method="kernel")
+    if not hopkur.native_kernels()[0]:
+        return
+    native = hopkur.EdgeCoupling(edges, _interaction("relu", r, e), method="native")
+    with pytest.raises(ValueError, match="float32 or float64"):
+        native.drive(r.sphere(8, 3).astype(jnp.float16))
+    # a node index outside the states, only known at run time: the kernel says so
+    bad = jnp.asarray(np.asarray(edges)).at[0, 1].set(8)
+
+    @jax.jit
+    def drive(edges, x):
+        coupling = hopkur.EdgeCoupling(edges, native.interaction, method="native")
+        return coupling.drive(x)
+
+    with pytest.raises(Exception, match="outside"):
+        jax.block_until_ready(drive(bad, r.sphere(8, 3)))
+
+
+@needs_kernels
+def test_energy_rate_and_lyapunov_with_the_kernels(getkey):
+    # The model-level contract through the kernels: dE/dt = grad E . f <= 0 for the
+    # symmetric relu coupling without field rotation.
+    r = _Rng(getkey())
+    n, d = 15, 4
+    native, _ = _pair("relu", r, n)
+    model = hopkur.Kuramoto(native, field=r.normal(n, d))
+    for _ in range(5):
+        y = r.sphere(n, d)
+        rate = model.energy_rate(0.0, y, None)
+        grad = jax.grad(lambda y: model.energy(y, None))(y)
+        f = model.vector_field(0.0, y, None)
+        assert tree_allclose(rate, jnp.sum(grad * f), rtol=1e-9, atol=1e-12)
+        assert rate <= 1e-12
+
+
+def test_reference_matches_its_definition(getkey):
+    # The reference (used off CPU and for second derivatives) is the segment drive.
+    r = _Rng(getkey())
+    n, d = 9, 3
+    edges = r.edges(n)
+    e = edges.shape[0]
+    a, b = r.normal(e), r.normal(e)
+    xs = jnp.stack([r.sphere(n, d) for _ in range(3)])
+    segment = hopkur.EdgeCoupling(edges, hopkur.ReluInteraction(a, b), method="segment")
+    got = _native._reference_drive(xs, a, b, edges, mode=1)
+    assert tree_allclose(got, jax.vmap(segment.drive)(xs), rtol=1e-12, atol=1e-12)
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_kernels_equal_reference_for_every_batch_layout(dtype):
+    # The primitives themselves, against their JAX reference, for batches that fill
+    # tiles (4 lanes in float64, 8 in float32) fully, partly, or hold one sample, and
+    # per-edge cotangents summed over groups of 1, 2, 3, 4 or all samples.
+    rng = np.random.default_rng(0)
+    n, d = 12, 3
+    edges = jnp.asarray(
+        np.asarray(hopkur.small_world_edges(jax.random.key(0), n, 4, 0.2))
+    )
+    edges = edges.astype(jnp.int32)
+    e = edges.shape[0]
+    tol = 1e-12 if dtype == jnp.float64 else 2e-5
+    if dtype == jnp.float64:
+        layouts = [(5, 5), (1, 1), (8, 2), (12, 3), (9, 1)]
+    else:
+        layouts = [(5, 5), (9, 1), (16, 4)]
+    for batch, groups in layouts:
+        x, ct, dx = (
+            jnp.asarray(rng.standard_normal((batch, n, d)), dtype) for _ in range(3)
+        )
+        a, b, da, db = (jnp.asarray(rng.standard_normal(e), dtype) for _ in range(4))
+        # every interaction for the first layout, relu for the others
+        for mode in range(4) if (batch, groups) == (5, 5) else [1]:
+            got = _native.edge_drive_p.bind(x, a, b, edges, mode=mode)
+            want = _native._reference_drive(x, a, b, edges, mode=mode)
+            assert tree_allclose(got, want, rtol=tol, atol=tol)
+            got = _native.edge_tangent_p.bind(x, a, b, edges, dx, da, db, mode=mode)
+            want = _native._reference_tangent(x, a, b, edges, dx, da, db, mode=mode)
+            assert tree_allclose(got, want, rtol=tol, atol=tol)
+            for params in (True, False):
+                kwargs = dict(mode=mode, groups=groups, params=params)
+                got = tuple(_native.edge_cotangent_p.bind(x, a, b, edges, ct, **kwargs))
+                want = _native._reference_cotangent(x, a, b, edges, ct, **kwargs)
+                assert tree_allclose(got, want, rtol=tol, atol=tol), (batch, groups)
