@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jex_core
 from jax.interpreters import ad, batching, mlir
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 
 _SOURCE = Path(__file__).parent / "csrc" / "edge_kernels.cc"
@@ -438,9 +438,9 @@ def _batcher(prim):
             )
             args[k] = a.reshape(size * a.shape[1], *a.shape[2:])
         if prim is edge_cotangent_p:
-            params = dict(params, groups=size * params["groups"])
+            groups = params["groups"]
+            params = dict(params, groups=size * groups)
             xbar, abar, bbar = prim.bind(*args, **params)
-            groups = params["groups"] // size
             xbar = xbar.reshape(size, -1, *xbar.shape[1:])
             abar = abar.reshape(size, groups, abar.shape[-1])
             bbar = bbar.reshape(size, groups, bbar.shape[-1])
@@ -458,19 +458,13 @@ for _prim in _REFERENCE:
 # ------------------------------------------------------------------------- entry
 
 
-def edge_coefficients(interaction, num_edges: int, dtype) -> tuple[int, Array, Array]:
-    """`(mode, a, b)` of a closed-form interaction for the kernels: its coefficients
-    as `(E,)` arrays of `dtype` (shared ones broadcast; linear: `a = k`, `b = 0`)."""
-    name = type(interaction).__name__
-    mode = MODES[name]
-    if name == "LinearInteraction":
-        a, b = interaction.k, jnp.zeros((), dtype)
-    else:
-        a, b = interaction.a, interaction.b
-    shape = (num_edges,)
-    a = jnp.broadcast_to(jnp.asarray(a).astype(dtype), shape)
-    b = jnp.broadcast_to(jnp.asarray(b).astype(dtype), shape)
-    return mode, a, b
+def _drive(x, mode: int, a, b, edges):
+    # one state through `edge_drive_p`: the coefficients as (E,) arrays of the states'
+    # dtype (shared ones broadcast), the edges as int32
+    shape = edges.shape[:1]
+    a = jnp.broadcast_to(jnp.asarray(a).astype(x.dtype), shape)
+    b = jnp.broadcast_to(jnp.asarray(b).astype(x.dtype), shape)
+    return edge_drive_p.bind(x[None], a, b, edges.astype(jnp.int32), mode=mode)[0]
 
 
 def native_edge_drive(
@@ -478,38 +472,34 @@ def native_edge_drive(
 ) -> Float[Array, "n d"]:
     r"""$d_i = \sum_{j\sim i}\varphi'_{ij}(x_i\cdot x_j)\,x_j$ for one state (batches
     come from `vmap`) with the compiled kernels."""
-    mode, a, b = edge_coefficients(interaction, edges.shape[0], x.dtype)
-    edges = edges.astype(jnp.int32)
-    return edge_drive_p.bind(x[None], a, b, edges, mode=mode)[0]
+    name = type(interaction).__name__
+    if name == "LinearInteraction":
+        return linear_edge_drive(x, interaction.k, edges)
+    return _drive(x, MODES[name], interaction.a, interaction.b, edges)
 
 
 def linear_edge_drive(
-    z: Float[Array, "n d"], c: Float[Array, " e"], edges: Int[Array, "e 2"]
+    z: Float[Array, "n d"], c: Float[ArrayLike, "*e"], edges: Int[Array, "e 2"]
 ) -> Float[Array, "n d"]:
     r"""$y_i = \sum_{j\sim i} c_{ij} z_j$ for one state (the linear interaction's drive
-    on the states $z$) with the compiled kernels."""
-    e = edges.shape[0]
-    a = jnp.broadcast_to(jnp.asarray(c).astype(z.dtype), (e,))
-    b = jnp.zeros((e,), z.dtype)
-    return edge_drive_p.bind(z[None], a, b, edges.astype(jnp.int32), mode=0)[0]
+    on the states $z$; `c` per edge or shared) with the compiled kernels."""
+    return _drive(z, MODES["LinearInteraction"], c, 0.0, edges)
 
 
 def usable(dtype, interaction=None) -> bool:
     """Whether `method="auto"` evaluates with the kernels: on CPU, when they are
     available, for float32/float64 states (and a closed-form `interaction`, if
     given)."""
-    if interaction is not None and type(interaction).__name__ not in MODES:
-        return False
     return (
-        jnp.dtype(dtype) in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64))
-        and jax.default_backend() == "cpu"
-        and available()
+        supports(interaction, dtype) and jax.default_backend() == "cpu" and available()
     )
 
 
 def supports(interaction, dtype) -> bool:
-    """Whether the kernels evaluate this interaction at this dtype."""
-    return type(interaction).__name__ in MODES and jnp.dtype(dtype) in (
+    """Whether the kernels evaluate this interaction (any, if `None`) at this
+    dtype."""
+    closed_form = interaction is None or type(interaction).__name__ in MODES
+    return closed_form and jnp.dtype(dtype) in (
         jnp.dtype(jnp.float32),
         jnp.dtype(jnp.float64),
     )

@@ -402,6 +402,14 @@ ffi::Error Check(const ffi::AnyBuffer& x, std::initializer_list<const ffi::AnyBu
   return ffi::Error::Success();
 }
 
+// f(T{}) for the states' element type T (float32 or float64)
+template <typename F>
+ffi::Error ByDtype(const ffi::AnyBuffer& x, const F& f) {
+  if (x.element_type() == ffi::F32) return f(float());
+  if (x.element_type() == ffi::F64) return f(double());
+  return ffi::Error::InvalidArgument("hopkur: states must be float32 or float64");
+}
+
 template <int M, typename F>
 void DispatchDim(int64_t d, const F& f) {
   // Compile-time dimensions for the common small D (the loops over D unroll and the
@@ -456,9 +464,9 @@ ffi::Error Drive(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer a, ffi::
                  Edges edges, ffi::Result<ffi::AnyBuffer> out,
                  int32_t mode) {
   if (auto s = Check(x, {&a, &b}); s.failure()) return s;
-  if (x.element_type() == ffi::F32) return DriveT<float>(pool, x, a, b, edges, out, mode);
-  if (x.element_type() == ffi::F64) return DriveT<double>(pool, x, a, b, edges, out, mode);
-  return ffi::Error::InvalidArgument("hopkur: states must be float32 or float64");
+  return ByDtype(x, [&](auto zero) {
+    return DriveT<decltype(zero)>(pool, x, a, b, edges, out, mode);
+  });
 }
 
 template <typename T>
@@ -496,11 +504,9 @@ ffi::Error Tangent(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer a, ffi
                    Edges edges, ffi::AnyBuffer dx, ffi::AnyBuffer da,
                    ffi::AnyBuffer db, ffi::Result<ffi::AnyBuffer> out, int32_t mode) {
   if (auto s = Check(x, {&a, &b, &dx, &da, &db}); s.failure()) return s;
-  if (x.element_type() == ffi::F32)
-    return TangentT<float>(pool, x, a, b, edges, dx, da, db, out, mode);
-  if (x.element_type() == ffi::F64)
-    return TangentT<double>(pool, x, a, b, edges, dx, da, db, out, mode);
-  return ffi::Error::InvalidArgument("hopkur: states must be float32 or float64");
+  return ByDtype(x, [&](auto zero) {
+    return TangentT<decltype(zero)>(pool, x, a, b, edges, dx, da, db, out, mode);
+  });
 }
 
 template <typename T>
@@ -551,11 +557,10 @@ ffi::Error Cotangent(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer a,
                      ffi::Result<ffi::AnyBuffer> bbar, int32_t mode, int64_t groups,
                      bool params) {
   if (auto s = Check(x, {&a, &b, &ct}); s.failure()) return s;
-  if (x.element_type() == ffi::F32)
-    return CotangentT<float>(pool, x, a, b, edges, ct, xbar, abar, bbar, mode, groups, params);
-  if (x.element_type() == ffi::F64)
-    return CotangentT<double>(pool, x, a, b, edges, ct, xbar, abar, bbar, mode, groups, params);
-  return ffi::Error::InvalidArgument("hopkur: states must be float32 or float64");
+  return ByDtype(x, [&](auto zero) {
+    return CotangentT<decltype(zero)>(pool, x, a, b, edges, ct, xbar, abar, bbar, mode,
+                                      groups, params);
+  });
 }
 
 }  // namespace
