@@ -5,13 +5,29 @@ Each subcommand lives in `hopkur/commands/<name>.py` and exposes
 `run(args) -> int`. Conventions shared by all subcommands are in
 `hopkur/commands/_common.py`: an output folder that is marked complete only at the end,
 JSON written atomically, exit code 2 with one clear line for bad flags or files.
+
+Exit codes: 0 success; 1 a run that finished but failed (non-finite results, an
+unsolved puzzle) or an internal error; 2 bad input or an operating-system failure
+(one line, no traceback); 130 interrupted (Ctrl-C). `HOPKUR_DEBUG=1` shows the
+traceback instead of the one-line message.
 """
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import threading
+import time
 
-from .commands._common import UsageError
+from .commands._errors import UsageError
+from .commands._folder import os_error_text
+
+
+# Seconds the main thread gets to handle Ctrl-C itself (raising KeyboardInterrupt,
+# saving a checkpoint) before the watchdog ends the process: a long XLA computation
+# does not return to Python, so without the watchdog Ctrl-C would wait for it.
+INTERRUPT_GRACE = 3.0
 
 
 # name -> module under hopkur.commands; modules are imported only when needed, so that
@@ -38,8 +54,15 @@ def _available():
     return found
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, with a bad flag reported as one line (exit code 2)."""
+
+    def error(self, message: str):  # pyright: ignore[reportIncompatibleMethodOverride]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hopkur",
         description=(
             "Energy-based neural dynamics: Hopfield networks, Kuramoto oscillators on "
@@ -47,26 +70,76 @@ def build_parser() -> argparse.ArgumentParser:
             "checkpoints and PNG figures to an output folder."
         ),
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, module in _available().items():
         module.add_parser(sub)
     return parser
 
 
+def _debug() -> bool:
+    return os.environ.get("HOPKUR_DEBUG", "") not in ("", "0")
+
+
+def install_interrupt_watchdog(name: str = "hopkur") -> None:
+    """Makes Ctrl-C end the process within `INTERRUPT_GRACE` seconds (exit 130) even
+    while the main thread is inside a long compiled computation. The signal's own
+    handler still runs first whenever Python regains control, so loops that save a
+    checkpoint on `KeyboardInterrupt` do so; every file hopkur writes is replaced
+    atomically, so ending the process between writes loses nothing written."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd)
+
+    def watch():
+        while True:
+            try:
+                data = os.read(read_fd, 64)
+            except OSError:
+                return
+            if signal.SIGINT in data:
+                time.sleep(INTERRUPT_GRACE)
+                print(f"{name}: interrupted", file=sys.stderr, flush=True)
+                os._exit(130)
+
+    threading.Thread(target=watch, name="hopkur-interrupt", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Runs the `hopkur` command line `argv` (default: `sys.argv[1:]`, with the Ctrl-C
+    watchdog) and returns its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    name = f"hopkur {args.command}"
+    if argv is None:
+        install_interrupt_watchdog(name)
     try:
         return int(args.run(args) or 0)
     except UsageError as e:
-        print(f"hopkur {args.command}: error: {e}", file=sys.stderr)
+        print(f"{name}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"hopkur {args.command}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        if _debug():
+            raise
+        print(f"{name}: error: {os_error_text(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if _debug():
+            raise
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(
+            f"{name}: internal error: {type(e).__name__}: {first} (run with "
+            "HOPKUR_DEBUG=1 for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -112,7 +112,11 @@ def test_bad_toml_keys_and_values(tmp_path, capsys):
     for text, message in [
         ("n_units = 3\n", "unknown key"),
         ('model = "spin"\n', "must be one of"),
-        ("n = [1]\n", "bad value"),
+        ("n = [1]\n", "must be an integer"),
+        ("n = 8.7\n", "must be an integer"),
+        ('x64 = "no"\n', "must be true/false"),
+        ("no_retract = 1\n", "must be true/false"),
+        ("t1 = inf\n", "finite"),
         ("model = \n", "not valid TOML"),
     ]:
         config = tmp_path / "c.toml"
@@ -131,15 +135,18 @@ def test_unparsable_flag_exits_2(tmp_path):
     assert not out.exists()
 
 
-def test_failure_leaves_no_complete_folder(tmp_path, monkeypatch):
+def test_failure_leaves_no_complete_folder(tmp_path, monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise RuntimeError("solver exploded")
 
     monkeypatch.setattr(hopkur, "simulate_batch", broken)
     out = tmp_path / "fail"
+    assert main(["simulate", *TINY, "--out", str(out)]) == 1
+    assert "exploded" in capsys.readouterr().err
+    assert not out.exists()
+    monkeypatch.setenv("HOPKUR_DEBUG", "1")
     with pytest.raises(RuntimeError, match="exploded"):
         main(["simulate", *TINY, "--out", str(out)])
-    assert not out.exists()
 
 
 def test_capacity_command(tmp_path, capsys):

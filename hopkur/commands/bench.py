@@ -9,6 +9,7 @@ part of the installed package): run the command from the repository, or point
 """
 
 import argparse
+import dataclasses
 import datetime
 import importlib.util
 import os
@@ -18,12 +19,14 @@ import time
 import traceback
 from pathlib import Path
 
+from .._io import atomic_write_bytes
 from ._common import (
     add_common_flags,
-    apply_config,
-    atomic_write_bytes,
+    add_flags,
     HelpFormatter,
-    OutputDir,
+    resolve,
+    RunFolder,
+    setting,
     UsageError,
 )
 
@@ -42,6 +45,65 @@ CASE_NAMES = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class BenchSettings:
+    """The settings of `hopkur bench`."""
+
+    quick: bool = setting(
+        False,
+        "small sizes and few repeats: a smoke run of every case in about a minute",
+    )
+    # Toy sizes, for the test of the runner (not a benchmark).
+    tiny: bool = setting(False, argparse.SUPPRESS)
+    only: str | None = setting(
+        None,
+        f"comma-separated cases to run (default: all): {', '.join(CASE_NAMES)}",
+        metavar="CASES",
+    )
+    repeats: int | None = setting(
+        None,
+        "timed rounds for fast workloads (default: 5; 2 with --quick)",
+        minimum=1,
+        maximum=10_000,
+    )
+    slow_repeats: int | None = setting(
+        None,
+        "timed rounds for solves and training steps (default: 3; 1 with --quick)",
+        minimum=1,
+        maximum=10_000,
+    )
+    update_readme: bool = setting(
+        False,
+        "also write the tables into benchmarks/README.md (between its markers)",
+    )
+    benchmarks_dir: str | None = setting(
+        None,
+        "the benchmarks folder (default: ./benchmarks, or the one next to the "
+        "hopkur package)",
+        metavar="DIR",
+    )
+    x64: bool = setting(False, "not supported: the suite measures float32")
+
+    def check(self) -> None:
+        if self.x64:
+            raise UsageError(
+                "--x64: the suite measures float32 (the precision of the research "
+                "code); run without --x64"
+            )
+        names = self.case_names()
+        unknown = [n for n in names if n not in CASE_NAMES]
+        if unknown or not names:
+            raise UsageError(
+                f"--only: unknown case(s) {', '.join(unknown) or '(none given)'}; "
+                f"choose from {', '.join(CASE_NAMES)}"
+            )
+
+    def case_names(self) -> tuple[str, ...]:
+        if self.only is None:
+            return CASE_NAMES
+        return tuple(n.strip() for n in self.only.split(",") if n.strip())
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "bench",
@@ -55,44 +117,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "the same rounds. Writes results.json and results.md to --out."
         ),
     )
+    add_flags(parser, BenchSettings)
     add_common_flags(parser, default_out="outputs/bench")
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="small sizes and few repeats: a smoke run of every case in about a minute",
-    )
-    # Toy sizes, for the test of the runner (not a benchmark).
-    parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--only",
-        metavar="CASES",
-        default=None,
-        help=f"comma-separated cases to run (default: all): {', '.join(CASE_NAMES)}",
-    )
-    parser.add_argument(
-        "--repeats",
-        type=int,
-        default=None,
-        help="timed rounds for fast workloads (default: 5; 2 with --quick)",
-    )
-    parser.add_argument(
-        "--slow-repeats",
-        type=int,
-        default=None,
-        help="timed rounds for solves and training steps (default: 3; 1 with --quick)",
-    )
-    parser.add_argument(
-        "--update-readme",
-        action="store_true",
-        help="also write the tables into benchmarks/README.md (between its markers)",
-    )
-    parser.add_argument(
-        "--benchmarks-dir",
-        metavar="DIR",
-        default=None,
-        help="the benchmarks folder (default: ./benchmarks, or the one next to the "
-        "hopkur package)",
-    )
     parser.set_defaults(run=run, _parser=parser)
     return parser
 
@@ -191,30 +217,15 @@ def update_readme(readme: Path, markdown: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    args = apply_config(args._parser, args)
-    if getattr(args, "x64", False):
-        raise UsageError(
-            "--x64: the suite measures float32 (the precision of the research code); "
-            "run without --x64"
-        )
-    names = CASE_NAMES
-    if args.only is not None:
-        names = tuple(n.strip() for n in args.only.split(",") if n.strip())
-    unknown = [n for n in names if n not in CASE_NAMES]
-    if unknown or not names:
-        raise UsageError(
-            f"--only: unknown case(s) {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(CASE_NAMES)}"
-        )
-    level = "tiny" if args.tiny else "quick" if args.quick else "full"
+    out = RunFolder(args.out, "bench", overwrite=args.overwrite)
+    settings = resolve(BenchSettings, args)
+    names = settings.case_names()
+    level = "tiny" if settings.tiny else "quick" if settings.quick else "full"
     small = level != "full"
-    repeats = args.repeats if args.repeats is not None else (2 if small else 5)
-    slow = args.slow_repeats if args.slow_repeats is not None else (1 if small else 3)
-    if repeats < 1 or slow < 1:
-        raise UsageError("--repeats and --slow-repeats must be at least 1")
-
-    folder = _find_benchmarks(args.benchmarks_dir)
-    out = OutputDir(args.out, overwrite=args.overwrite)
+    repeats = settings.repeats or (2 if small else 5)
+    slow = settings.slow_repeats or (1 if small else 3)
+    folder = _find_benchmarks(settings.benchmarks_dir)
+    out.open()
 
     def log(message: str) -> None:
         if not args.quiet:
@@ -224,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     command = (
         "hopkur bench" + {"full": "", "quick": " --quick", "tiny": " --tiny"}[level]
     )
-    if args.only:
+    if settings.only:
         command += f" --only {','.join(names)}"
     machine = machine_info(command)
     cfg = suite.Config(level=level, repeats=repeats, slow_repeats=slow, log=log)
@@ -253,10 +264,11 @@ def run(args: argparse.Namespace) -> int:
         record = _jsonable({"machine": machine, "results": results})
         out.write_json("results.json", record)
         markdown = suite.render_markdown(results, machine)
-        atomic_write_bytes(out.file("results.md"), markdown.encode())
-    if args.update_readme:
+        out.write_bytes("results.md", markdown.encode())
+    if settings.update_readme:
         update_readme(folder / "README.md", suite.render_markdown(results, machine))
         log(f"hopkur bench: updated {folder / 'README.md'}")
     out.complete()
+    out.close()
     log(f"hopkur bench: results in {out.path}")
     return 1 if failures else 0

@@ -5,32 +5,83 @@ load), `capacity.png` and `COMPLETE` to the output folder.
 """
 
 import argparse
+import dataclasses
+import math
 import sys
 import time
 
 from ._common import (
     add_common_flags,
-    apply_config,
+    add_flags,
     HelpFormatter,
-    OutputDir,
+    resolve,
+    RunFolder,
+    seed_setting,
+    setting,
     setup_jax,
+    to_dict,
     UsageError,
+    x64_setting,
 )
 
 
 VARIANTS = ("sign", "sign-sync", "tanh")
+MAX_LOAD = 10.0
 
 
-def _loads(text: str) -> list[float]:
+def parse_loads(text: str) -> list[float]:
+    """The loads of `--loads` (comma-separated numbers in (0, MAX_LOAD])."""
     try:
         values = [float(v) for v in str(text).split(",") if v.strip()]
     except ValueError:
         raise UsageError(
             f"--loads must be comma-separated numbers; got {text!r}"
         ) from None
-    if not values or min(values) <= 0:
-        raise UsageError(f"--loads must be positive numbers; got {text!r}")
+    if not values:
+        raise UsageError(f"--loads must list at least one load; got {text!r}")
+    for v in values:
+        if not (math.isfinite(v) and 0 < v <= MAX_LOAD):
+            raise UsageError(
+                f"--loads must be finite numbers in (0, {MAX_LOAD:g}]; got {v:g}"
+            )
     return values
+
+
+@dataclasses.dataclass(frozen=True)
+class CapacitySettings:
+    """The settings of `hopkur capacity`."""
+
+    n: int = setting(500, "number of units N", minimum=2, maximum=100_000)
+    loads: str = setting(
+        "0.02,0.05,0.08,0.1,0.12,0.14,0.16,0.18,0.2,0.25,0.3",
+        "comma-separated loads P/N",
+    )
+    variant: str = setting(
+        "sign",
+        "sign: classical asynchronous sign updates; sign-sync: synchronous; "
+        "tanh: continuous network dx/dt = gain W tanh(x) - x relaxed to a fixed point",
+        choices=VARIANTS,
+    )
+    gain: float = setting(10.0, "tanh variant: the gain beta", above=0, maximum=1e6)
+    flip: float = setting(
+        0.1, "fraction of each cue's signs flipped", minimum=0, maximum=1
+    )
+    trials: int = setting(
+        2, "independent pattern sets per load", minimum=1, maximum=100_000
+    )
+    cues: int = setting(32, "cues per trial", minimum=1, maximum=1_000_000)
+    threshold: float = setting(
+        0.95, "final overlap counted as a retrieval", above=0, maximum=1
+    )
+    sweeps: int = setting(
+        20, "sign variants: update sweeps", minimum=1, maximum=1_000_000
+    )
+    seed: int = seed_setting()
+    x64: bool = x64_setting()
+    no_figures: bool = setting(False, "write no PNG")
+
+    def check(self) -> None:
+        parse_loads(self.loads)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -44,68 +95,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         ),
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--n", type=int, default=500, help="number of units N")
-    parser.add_argument(
-        "--loads",
-        default="0.02,0.05,0.08,0.1,0.12,0.14,0.16,0.18,0.2,0.25,0.3",
-        help="comma-separated loads P/N",
-    )
-    parser.add_argument(
-        "--variant",
-        choices=VARIANTS,
-        default="sign",
-        help="sign: classical asynchronous sign updates; sign-sync: synchronous; "
-        "tanh: continuous network dx/dt = gain W tanh(x) - x relaxed to a fixed point",
-    )
-    parser.add_argument(
-        "--gain", type=float, default=10.0, help="tanh variant: the gain beta"
-    )
-    parser.add_argument(
-        "--flip", type=float, default=0.1, help="fraction of each cue's signs flipped"
-    )
-    parser.add_argument(
-        "--trials", type=int, default=2, help="independent pattern sets per load"
-    )
-    parser.add_argument("--cues", type=int, default=32, help="cues per trial")
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=0.95,
-        help="final overlap counted as a retrieval",
-    )
-    parser.add_argument(
-        "--sweeps", type=int, default=20, help="sign variants: update sweeps"
-    )
-    parser.add_argument("--no-figures", action="store_true", help="write no PNG")
+    add_flags(parser, CapacitySettings)
     add_common_flags(parser, default_out="outputs/capacity")
     parser.set_defaults(run=run_command, _parser=parser)
     return parser
 
 
-def _validate(args) -> list[float]:
-    loads = _loads(args.loads)
-    checks = [
-        (args.n >= 2, f"--n must be at least 2; got {args.n}"),
-        (args.trials >= 1, f"--trials must be at least 1; got {args.trials}"),
-        (args.cues >= 1, f"--cues must be at least 1; got {args.cues}"),
-        (args.sweeps >= 1, f"--sweeps must be at least 1; got {args.sweeps}"),
-        (0 <= args.flip <= 1, f"--flip must be in [0, 1]; got {args.flip}"),
-        (
-            0 < args.threshold <= 1,
-            f"--threshold must be in (0, 1]; got {args.threshold}",
-        ),
-        (args.gain > 0, f"--gain must be positive; got {args.gain}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(message)
-    return loads
-
-
 def run_command(args: argparse.Namespace) -> int:
-    args = apply_config(args._parser, args)
-    loads = _validate(args)
-    setup_jax(args)
+    out = RunFolder(args.out, "capacity", overwrite=args.overwrite)
+    settings = resolve(CapacitySettings, args)
+    loads = parse_loads(settings.loads)
+    setup_jax(settings)
 
     import jax
     import jax.random as jr
@@ -114,31 +114,25 @@ def run_command(args: argparse.Namespace) -> int:
     import hopkur
 
     start = time.perf_counter()
-    out = OutputDir(args.out, overwrite=args.overwrite)
-    try:
+    with out.opened():
         with tqdm(total=len(loads), disable=args.quiet, unit="load") as bar:
             sweep = hopkur.capacity_sweep(
-                args.n,
+                settings.n,
                 loads,
-                key=jr.key(args.seed),
-                variant=args.variant,
-                gain=args.gain,
-                flip_fraction=args.flip,
-                trials=args.trials,
-                cues=args.cues,
-                threshold=args.threshold,
-                sweeps=args.sweeps,
+                key=jr.key(settings.seed),
+                variant=settings.variant,
+                gain=settings.gain,
+                flip_fraction=settings.flip,
+                trials=settings.trials,
+                cues=settings.cues,
+                threshold=settings.threshold,
+                sweeps=settings.sweeps,
                 progress=lambda done, total: bar.update(1),
             )
         metrics = {
             "command": "capacity",
             "hopkur_version": hopkur.__version__,
-            "config": {
-                k: v
-                for k, v in sorted(vars(args).items())
-                if k
-                not in {"run", "_parser", "command", "config", "overwrite", "quiet"}
-            },
+            "config": to_dict(settings),
             "n": sweep.n,
             "variant": sweep.variant,
             "gain": sweep.gain,
@@ -154,7 +148,7 @@ def run_command(args: argparse.Namespace) -> int:
                 "x64": bool(jax.config.read("jax_enable_x64")),
             },
         }
-        if not args.no_figures:
+        if not settings.no_figures:
             import matplotlib
 
             matplotlib.use("Agg")
@@ -172,11 +166,12 @@ def run_command(args: argparse.Namespace) -> int:
             ax.legend()
             out.save_figure("capacity.png", fig)
         metrics["wall_time_s"] = time.perf_counter() - start
-        out.write_json("metrics.json", metrics)
+        bad = out.write_json("metrics.json", metrics)
+        if bad:
+            from .classify import non_finite_exit
+
+            return non_finite_exit("capacity", bad, out)
         out.complete()
-    except BaseException:
-        out.abandon()
-        raise
     if not args.quiet:
         print(str(sweep) + f"\nresults in {out.path}", file=sys.stderr)
     return 0

@@ -8,90 +8,179 @@ Writes to the output folder: `config.json`, `checkpoint.eqx` (training state, fo
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 
 from ._common import (
     add_common_flags,
-    apply_config,
-    atomic_save_eqx,
+    add_flags,
     HelpFormatter,
-    OutputDir,
+    resolve,
+    RunFolder,
+    seed_setting,
+    setting,
     setup_jax,
+    to_dict,
     UsageError,
+    x64_setting,
 )
 
 
-def add_model_flags(group, *, prefix: str = "", default_extra: int = 100) -> None:
-    """Flags of the classifier (shared with `hopkur edit`'s pre-training)."""
-    group.add_argument(
-        f"--{prefix}extra",
-        type=int,
-        default=default_extra,
-        help="hidden units besides the pixel and class units",
-    )
-    group.add_argument(
-        f"--{prefix}lagrangian",
-        choices=("tanh", "relu", "sigmoid", "identity"),
-        default="tanh",
-        help="Hopfield activation (its Lagrangian)",
-    )
+LAGRANGIANS = ("tanh", "relu", "sigmoid", "identity")
+DATASETS = ("digits", "mnist")
+OPTIMISERS = ("lion", "adam")
 
 
-def add_data_flags(parser) -> None:
-    group = parser.add_argument_group("data")
-    group.add_argument(
-        "--data",
-        choices=("digits", "mnist"),
-        default="digits",
-        help="built-in 8x8 digits (no download; fixed split) or MNIST from --mnist-dir",
-    )
-    group.add_argument(
-        "--mnist-dir",
-        metavar="DIR",
-        default=None,
-        help="folder with the four MNIST IDX files (gzip or raw); implies --data mnist",
-    )
-    group.add_argument(
-        "--train-limit",
-        type=int,
-        default=0,
-        help="use only the first N training images",
-    )
-    group.add_argument(
-        "--test-limit", type=int, default=0, help="use only the first N test images"
-    )
+def check_graph_k(flag: str, k: int) -> None:
+    """A small-world neighbour count: 0 (dense) or an even number >= 2."""
+    if k and (k < 2 or k % 2):
+        raise UsageError(f"{flag} must be 0 or an even number >= 2; got {k}")
 
 
-def add_optimiser_flags(
-    group,
-    *,
-    prefix: str = "",
-    steps: int,
-    lr: float,
-    batch_size: int = 100,
-    decay_every: int = 0,
-) -> None:
-    group.add_argument(
-        f"--{prefix}optimiser",
-        choices=("lion", "adam"),
-        default="lion",
-        help="optax optimiser",
+def data_source(data: str, mnist_dir: str | None) -> str:
+    """`"digits"` or `"mnist"` from `--data` / `--mnist-dir` (checked)."""
+    data = "mnist" if mnist_dir else data
+    if data == "mnist" and not mnist_dir:
+        raise UsageError("--data mnist needs --mnist-dir DIR")
+    return data
+
+
+# Field factories shared by classify, edit and demo (one definition of each flag).
+def data_settings() -> dict:
+    return {
+        "data": setting(
+            "digits",
+            "built-in 8x8 digits (no download; fixed split) or MNIST from --mnist-dir",
+            choices=DATASETS,
+            group="data",
+        ),
+        "mnist_dir": setting(
+            None,
+            "folder with the four MNIST IDX files (gzip or raw); implies --data mnist",
+            metavar="DIR",
+            group="data",
+        ),
+        "train_limit": setting(
+            0, "use only the first N training images (0: all)", minimum=0, group="data"
+        ),
+        "test_limit": setting(
+            0, "use only the first N test images (0: all)", minimum=0, group="data"
+        ),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifySettings:
+    """The settings of `hopkur classify` (the fields of
+    `hopkur.experiments.ClassifyConfig`, plus `no_figures`)."""
+
+    model: str = setting(
+        "hopfield",
+        "threshold units, oscillators, or both coupled",
+        choices=("hopfield", "kuramoto", "hopfield-kuramoto"),
+        group="model",
     )
-    group.add_argument(f"--{prefix}lr", type=float, default=lr, help="learning rate")
-    group.add_argument(
-        f"--{prefix}decay-every",
-        type=int,
-        default=decay_every,
-        help="halve the learning rate every so many steps (0: constant)",
+    extra: int = setting(
+        100,
+        "hidden units besides the pixel and class units",
+        minimum=0,
+        maximum=100_000,
+        group="model",
     )
-    group.add_argument(
-        f"--{prefix}steps", type=int, default=steps, help="optimiser steps"
+    lagrangian: str = setting(
+        "tanh",
+        "Hopfield activation (its Lagrangian)",
+        choices=LAGRANGIANS,
+        group="model",
     )
-    group.add_argument(
-        f"--{prefix}batch-size", type=int, default=batch_size, help="images per step"
+    dim: int = setting(
+        4, "oscillator dimension D (>= 2)", minimum=2, maximum=64, group="model"
     )
+    graph_k: int = setting(
+        0,
+        "0: dense couplings; else neighbours of small-world graphs (even)",
+        minimum=0,
+        group="model",
+    )
+    interaction: str = setting(
+        "linear",
+        "oscillator interaction per edge (relu needs --graph-k)",
+        choices=("linear", "relu"),
+        group="model",
+    )
+    data: str = data_settings()["data"]
+    mnist_dir: str | None = data_settings()["mnist_dir"]
+    train_limit: int = data_settings()["train_limit"]
+    test_limit: int = data_settings()["test_limit"]
+    optimiser: str = setting(
+        "lion", "optax optimiser", choices=OPTIMISERS, group="training"
+    )
+    lr: float = setting(1e-3, "learning rate", above=0, maximum=10.0, group="training")
+    decay_every: int = setting(
+        1000,
+        "halve the learning rate every so many steps (0: constant)",
+        minimum=0,
+        group="training",
+    )
+    steps: int = setting(
+        3000, "optimiser steps", minimum=0, maximum=10_000_000, group="training"
+    )
+    batch_size: int = setting(
+        50, "images per step", minimum=1, maximum=1_000_000, group="training"
+    )
+    noise: float = setting(
+        0.25,
+        "std of Gaussian noise added to training images (regulariser; 0: none)",
+        minimum=0,
+        maximum=100.0,
+        group="training",
+    )
+    average: float = setting(
+        0.0,
+        "decay of an exponential moving average of the parameters, which is "
+        "evaluated and saved (Polyak averaging; 0: off)",
+        minimum=0,
+        below=1,
+        group="training",
+    )
+    eval_every: int = setting(
+        250,
+        "steps between test evaluations for the learning curve (0: end only)",
+        minimum=0,
+        group="training",
+        on_resume="free",
+    )
+    seed: int = seed_setting()
+    x64: bool = x64_setting()
+    no_figures: bool = setting(False, "write no figures", on_resume="free")
+
+    def check(self) -> None:
+        data_source(self.data, self.mnist_dir)
+        check_graph_k("--graph-k", self.graph_k)
+        if self.interaction == "relu" and not self.graph_k:
+            raise UsageError("--interaction relu needs a small-world graph (--graph-k)")
+
+    def classify_config(self):
+        """The `hopkur.experiments.ClassifyConfig` of these settings."""
+        from hopkur.experiments import ClassifyConfig
+
+        return project(
+            self, ClassifyConfig, data=data_source(self.data, self.mnist_dir)
+        )
+
+
+def project(settings, cls, prefix: str = "", **overrides):
+    """An instance of the dataclass `cls` whose fields are read from `settings`
+    (field `name` from `prefix + name` where that exists), then `overrides`."""
+    names = {f.name for f in dataclasses.fields(settings)}
+    values = {}
+    for f in dataclasses.fields(cls):
+        if prefix + f.name in names:
+            values[f.name] = getattr(settings, prefix + f.name)
+        elif f.name in names:
+            values[f.name] = getattr(settings, f.name)
+    values.update(overrides)
+    return cls(**values)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -107,123 +196,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         ),
         formatter_class=HelpFormatter,
     )
-    model = parser.add_argument_group("model")
-    model.add_argument(
-        "--model",
-        choices=("hopfield", "kuramoto", "hopfield-kuramoto"),
-        default="hopfield",
-        help="threshold units, oscillators, or both coupled",
-    )
-    add_model_flags(model)
-    model.add_argument(
-        "--dim", type=int, default=4, help="oscillator dimension D (>= 2)"
-    )
-    model.add_argument(
-        "--graph-k",
-        type=int,
-        default=0,
-        help="0: dense couplings; else neighbours of small-world graphs (even)",
-    )
-    model.add_argument(
-        "--interaction",
-        choices=("linear", "relu"),
-        default="linear",
-        help="oscillator interaction per edge (relu needs --graph-k)",
-    )
-    add_data_flags(parser)
-    training = parser.add_argument_group("training")
-    add_optimiser_flags(training, steps=3000, lr=1e-3, batch_size=50, decay_every=1000)
-    training.add_argument(
-        "--noise",
-        type=float,
-        default=0.25,
-        help="std of Gaussian noise added to training images (regulariser; 0: none)",
-    )
-    training.add_argument(
-        "--average",
-        type=float,
-        default=0.0,
-        help="decay of an exponential moving average of the parameters, which is "
-        "evaluated and saved (Polyak averaging; 0: off)",
-    )
-    training.add_argument(
-        "--eval-every",
-        type=int,
-        default=250,
-        help="steps between test evaluations for the learning curve (0: end only)",
-    )
-    training.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --out from its checkpoint",
-    )
-    parser.add_argument("--no-figures", action="store_true", help="write no figures")
-    add_common_flags(parser, default_out="outputs/classify")
+    add_flags(parser, ClassifySettings)
+    add_common_flags(parser, default_out="outputs/classify", resume=True)
     parser.set_defaults(run=run_command, _parser=parser)
     return parser
-
-
-def at_least(name: str, value, minimum: int = 1) -> None:
-    """Refuses `--name value` below `minimum` (shared by classify, edit and demo)."""
-    if value < minimum:
-        raise UsageError(f"--{name} must be at least {minimum}; got {value}")
-
-
-def data_source(args) -> str:
-    """`"digits"` or `"mnist"` from `--data` / `--mnist-dir` (checked)."""
-    data = "mnist" if args.mnist_dir else args.data
-    if data == "mnist" and not args.mnist_dir:
-        raise UsageError("--data mnist needs --mnist-dir DIR")
-    return data
-
-
-def config_from_args(args):
-    """The `ClassifyConfig` of the flags (checked)."""
-    from hopkur.experiments import ClassifyConfig
-
-    data = data_source(args)
-    at_least("extra", args.extra, 0)
-    at_least("dim", args.dim, 2)
-    at_least("steps", args.steps, 0)
-    at_least("batch-size", args.batch_size)
-    at_least("train-limit", args.train_limit, 0)
-    at_least("test-limit", args.test_limit, 0)
-    at_least("eval-every", args.eval_every, 0)
-    at_least("decay-every", args.decay_every, 0)
-    if not args.lr > 0:
-        raise UsageError(f"--lr must be positive; got {args.lr}")
-    if args.noise < 0:
-        raise UsageError(f"--noise must be >= 0; got {args.noise}")
-    if not 0 <= args.average < 1:
-        raise UsageError(f"--average must be in [0, 1); got {args.average}")
-    if args.graph_k and (args.graph_k < 2 or args.graph_k % 2):
-        raise UsageError(
-            f"--graph-k must be 0 or an even number >= 2; got {args.graph_k}"
-        )
-    if args.interaction == "relu" and not args.graph_k:
-        raise UsageError("--interaction relu needs a small-world graph (--graph-k)")
-    return ClassifyConfig(
-        model=args.model,
-        data=data,
-        mnist_dir=args.mnist_dir,
-        train_limit=args.train_limit,
-        test_limit=args.test_limit,
-        extra=args.extra,
-        dim=args.dim,
-        graph_k=args.graph_k,
-        lagrangian=args.lagrangian,
-        interaction=args.interaction,
-        optimiser=args.optimiser,
-        lr=args.lr,
-        decay_every=args.decay_every,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        noise=args.noise,
-        average=args.average,
-        eval_every=args.eval_every,
-        seed=args.seed,
-        x64=args.x64,
-    )
 
 
 def load_data(config):
@@ -232,29 +208,45 @@ def load_data(config):
 
     try:
         return load_dataset(config)
-    except (FileNotFoundError, ValueError) as error:
-        raise UsageError(str(error)) from None
+    except (OSError, ValueError, EOFError) as error:
+        text = str(error).strip().splitlines()
+        raise UsageError(text[0] if text else type(error).__name__) from None
 
 
-def check_resume(out, config_dict: dict, resume: bool) -> bool:
-    """Writes `config.json`, or on `--resume` checks it matches; returns whether a
-    checkpoint is to be resumed."""
-    path = out.file("config.json")
-    if resume and path.exists():
-        previous = json.loads(path.read_text())
-        if previous != config_dict:
-            changed = sorted(
-                k
-                for k in set(previous) | set(config_dict)
-                if previous.get(k) != config_dict.get(k)
-            )
-            raise UsageError(
-                f"--resume: the settings differ from the run in {out.path} "
-                f"({', '.join(changed)}); use --overwrite to start again"
-            )
-        return out.file("checkpoint.eqx").exists()
-    out.write_json("config.json", config_dict)
-    return False
+def check_model(config, data) -> None:
+    """Builds the untrained classifier once, so that settings the data make
+    impossible (a graph with more neighbours than units) fail before any run."""
+    from hopkur.experiments.runs import make_classifier
+
+    try:
+        make_classifier(config, data[0].shape[1])
+    except ValueError as error:
+        text = str(error).strip().splitlines()
+        raise UsageError(text[0] if text else "bad model settings") from None
+
+
+def resume_settings(cls, args, out: RunFolder):
+    """The settings of a run: from the flags, or on `--resume` those of the run in
+    `out` (its `config.json`), refusing conflicting flags."""
+    if not out.resume:
+        return resolve(cls, args)
+    saved = out.read_json("config.json")
+    if not isinstance(saved, dict):
+        raise UsageError(f"--resume: {out.file('config.json')} is not a settings table")
+    return resolve(
+        cls, args, saved=saved, saved_where=f"--resume: {out.file('config.json')}: "
+    )
+
+
+def non_finite_exit(name: str, bad: list[str], out: RunFolder) -> int:
+    """Reports non-finite results (written as null in metrics.json): exit code 1."""
+    shown = ", ".join(bad[:5]) + (", ..." if len(bad) > 5 else "")
+    print(
+        f"hopkur {name}: error: the run produced non-finite results ({shown}); they "
+        f"are null in {out.file('metrics.json')} and the run is not marked complete",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def environment() -> dict:
@@ -280,25 +272,28 @@ def environment() -> dict:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    args = apply_config(args._parser, args)
-    config = config_from_args(args)
-    setup_jax(args)
-    out = OutputDir(args.out, overwrite=args.overwrite, resume=args.resume)
+    out = RunFolder(args.out, "classify", overwrite=args.overwrite, resume=args.resume)
+    settings = resume_settings(ClassifySettings, args, out)
+    config = settings.classify_config()
+    setup_jax(settings)
+    data = load_data(config)
+    check_model(config, data)
+    if out.resume and not out.file("checkpoint.eqx").exists():
+        raise UsageError(f"--resume: no checkpoint.eqx in {out.path}")
     start = time.perf_counter()
-    try:
-        from hopkur.experiments import figures, run_classify
+    from hopkur.experiments import figures, run_classify
 
-        data = load_data(config)
-        resume = check_resume(out, dataclasses.asdict(config), args.resume)
+    with out.opened():
+        out.write_json("config.json", to_dict(settings))
         model, metrics, _ = run_classify(
             config,
             data,
             checkpoint=out.file("checkpoint.eqx"),
-            resume=resume,
+            resume=out.resume,
             progress=not args.quiet,
         )
-        atomic_save_eqx(out.file("model.eqx"), model)
-        if not args.no_figures:
+        out.save_eqx("model.eqx", model)
+        if not settings.no_figures:
             out.save_figure(
                 "learning_curve.png",
                 figures.learning_curves(
@@ -317,15 +312,14 @@ def run_command(args: argparse.Namespace) -> int:
             "command": "classify",
             "config": dataclasses.asdict(config),
             **metrics,
-            "resumed": resume,
+            "resumed": out.resume,
             "wall_time_s": time.perf_counter() - start,
             "environment": environment(),
         }
-        out.write_json("metrics.json", metrics)
+        bad = out.write_json("metrics.json", metrics)
+        if bad:
+            return non_finite_exit("classify", bad, out)
         out.complete()
-    except BaseException:
-        out.abandon()
-        raise
     if not args.quiet:
         print(
             f"hopkur classify: {config.model} on {config.data}: test accuracy "

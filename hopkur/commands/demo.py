@@ -14,19 +14,25 @@ import time
 
 from ._common import (
     add_common_flags,
-    apply_config,
-    atomic_write_bytes,
+    add_flags,
     HelpFormatter,
-    OutputDir,
+    resolve,
+    RunFolder,
+    seed_setting,
+    setting,
     setup_jax,
-    UsageError,
+    x64_setting,
 )
-from .classify import add_data_flags, environment, load_data
+from .classify import data_settings, environment, load_data, non_finite_exit
 from .edit import (
-    add_edit_flags,
-    add_pretrain_flags,
+    cache_dir_setting,
+    check_cache_dir,
+    check_edit,
+    check_edit_data,
     edit_config,
+    edit_setting,
     pretrain_config,
+    pretrain_setting,
     pretrained,
     save_edit_figures,
 )
@@ -34,6 +40,47 @@ from .edit import (
 
 VARIANTS = ("non-associative", "associative")
 SCHEMA_VERSION = 1
+GROUP = "edit (both variants)"
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoSettings:
+    """The settings of `hopkur demo`."""
+
+    task: str = edit_setting("task", GROUP)
+    mode: str = edit_setting("mode", GROUP)
+    dim: int = edit_setting("dim", GROUP)
+    graph_k: int = edit_setting("graph_k", GROUP)
+    oscillator_k: int = edit_setting("oscillator_k", GROUP)
+    alpha: float = edit_setting("alpha", GROUP)
+    encoder_rank: int = edit_setting("encoder_rank", GROUP)
+    optimiser: str = edit_setting("optimiser", GROUP)
+    lr: float = edit_setting("lr", GROUP)
+    decay_every: int = edit_setting("decay_every", GROUP)
+    steps: int = edit_setting("steps", GROUP, help="non-associative edit steps")
+    associative_steps: int = edit_setting(
+        "steps", GROUP, default=400, help="associative edit steps"
+    )
+    batch_size: int = edit_setting("batch_size", GROUP)
+    pretrain_extra: int = pretrain_setting("extra")
+    pretrain_lagrangian: str = pretrain_setting("lagrangian")
+    pretrain_optimiser: str = pretrain_setting("optimiser")
+    pretrain_lr: float = pretrain_setting("lr")
+    pretrain_decay_every: int = pretrain_setting("decay_every")
+    pretrain_steps: int = pretrain_setting("steps")
+    pretrain_batch_size: int = pretrain_setting("batch_size")
+    pretrain_noise: float = pretrain_setting("noise")
+    cache_dir: str | None = cache_dir_setting()
+    data: str = data_settings()["data"]
+    mnist_dir: str | None = data_settings()["mnist_dir"]
+    train_limit: int = data_settings()["train_limit"]
+    test_limit: int = data_settings()["test_limit"]
+    seed: int = seed_setting()
+    x64: bool = x64_setting()
+    no_figures: bool = setting(False, "write no figures")
+
+    def check(self) -> None:
+        check_edit(self)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -43,37 +90,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "edit it (swap 0<->1) with oscillators",
         description=(
             "Pre-train a Hopfield classifier on the built-in digits (or reuse the "
-            "cached one), edit it to swap 0 and 1 with a low-rank oscillator "
-            "correction, non-associatively and associatively, print a table and write "
+            "cached one), edit it to swap 0 and 1 with an oscillator correction, "
+            "non-associatively and associatively, print a table and write "
             "metrics.json, table.txt and figures to --out."
         ),
         formatter_class=HelpFormatter,
     )
-    edit = parser.add_argument_group("edit (both variants)")
-    edit.add_argument(
-        "--task",
-        choices=("swap", "conflate"),
-        default="swap",
-        help="swap 0 and 1, or conflate 1 into 0",
-    )
-    add_edit_flags(edit)
-    edit.add_argument(
-        "--optimiser", choices=("lion", "adam"), default="lion", help="optax optimiser"
-    )
-    edit.add_argument("--lr", type=float, default=3e-3, help="learning rate")
-    edit.add_argument(
-        "--decay-every", type=int, default=0, help="halve lr every N steps (0: never)"
-    )
-    edit.add_argument(
-        "--steps", type=int, default=300, help="non-associative edit steps"
-    )
-    edit.add_argument(
-        "--associative-steps", type=int, default=400, help="associative edit steps"
-    )
-    edit.add_argument("--batch-size", type=int, default=50, help="images per step")
-    add_pretrain_flags(parser)
-    add_data_flags(parser)
-    parser.add_argument("--no-figures", action="store_true", help="write no figures")
+    add_flags(parser, DemoSettings)
     add_common_flags(parser, default_out="outputs/demo")
     parser.set_defaults(run=run_command, _parser=parser)
     return parser
@@ -114,21 +137,21 @@ def format_table(pmetrics: dict, edits: list[dict]) -> str:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    args = apply_config(args._parser, args)
-    pconfig = pretrain_config(args)
-    configs = [edit_config(args, variant) for variant in VARIANTS]
-    configs[1] = dataclasses.replace(configs[1], steps=args.associative_steps)
-    if args.associative_steps < 0:
-        raise UsageError(
-            f"--associative-steps must be at least 0; got {args.associative_steps}"
-        )
-    setup_jax(args)
-    out = OutputDir(args.out, overwrite=args.overwrite)
+    out = RunFolder(args.out, "demo", overwrite=args.overwrite)
+    settings = resolve(DemoSettings, args)
+    pconfig = pretrain_config(settings)
+    configs = [
+        edit_config(settings, VARIANTS[0]),
+        edit_config(settings, VARIANTS[1], steps=settings.associative_steps),
+    ]
+    setup_jax(settings)
+    data = load_data(pconfig)
+    check_edit_data(settings, data, VARIANTS)
+    check_cache_dir(settings.cache_dir)
     start = time.perf_counter()
-    try:
-        from hopkur.experiments import figures, run_edit
+    from hopkur.experiments import figures, run_edit
 
-        data = load_data(pconfig)
+    with out.opened():
         out.write_json(
             "config.json",
             {
@@ -136,7 +159,7 @@ def run_command(args: argparse.Namespace) -> int:
                 "edits": [dataclasses.asdict(c) for c in configs],
             },
         )
-        frozen, pmetrics, cached = pretrained(pconfig, data, args)
+        frozen, pmetrics, cached = pretrained(pconfig, data, settings, args.quiet)
         edits = []
         curves = {}
         if "loss" in pmetrics.get("learning_curve", {}):
@@ -148,7 +171,7 @@ def run_command(args: argparse.Namespace) -> int:
                 metrics["parameters"] / metrics["full_update_parameters"]
             )
             edits.append(metrics)
-            if not args.no_figures:
+            if not settings.no_figures:
                 suffix = "_" + config.variant.replace("-", "_")
                 save_edit_figures(
                     out,
@@ -158,13 +181,13 @@ def run_command(args: argparse.Namespace) -> int:
                     suffix=suffix,
                     title=f" ({config.variant})",
                 )
-        if not args.no_figures:
+        if not settings.no_figures:
             out.save_figure(
                 "learning_curves.png",
                 figures.learning_curves(curves, "hopkur demo: learning curves"),
             )
         table = format_table(pmetrics, edits)
-        atomic_write_bytes(out.file("table.txt"), table.encode())
+        out.write_bytes("table.txt", table.encode())
         wall = time.perf_counter() - start
         result = {
             "command": "demo",
@@ -186,11 +209,10 @@ def run_command(args: argparse.Namespace) -> int:
             "wall_time_s": wall,
             "environment": environment(),
         }
-        out.write_json("metrics.json", result)
+        bad = out.write_json("metrics.json", result)
+        if bad:
+            return non_finite_exit("demo", bad, out)
         out.complete()
-    except BaseException:
-        out.abandon()
-        raise
     print(table, end="")
     load = result["environment"]["load_average"]
     load_text = "" if load is None else f" (load average {load[0]:.2f})"

@@ -11,88 +11,191 @@ import argparse
 import dataclasses
 import sys
 import time
+from pathlib import Path
 
 from ._common import (
     add_common_flags,
-    apply_config,
-    atomic_save_eqx,
+    add_flags,
     HelpFormatter,
-    OutputDir,
+    RunFolder,
+    seed_setting,
+    setting,
     setup_jax,
+    to_dict,
     UsageError,
+    x64_setting,
 )
+from ._folder import os_error_text
 from .classify import (
-    add_data_flags,
-    add_model_flags,
-    add_optimiser_flags,
-    at_least,
-    check_resume,
+    check_graph_k,
+    data_settings,
     data_source,
     environment,
+    LAGRANGIANS,
     load_data,
+    non_finite_exit,
+    OPTIMISERS,
+    project,
+    resume_settings,
 )
 
 
-def add_edit_flags(group) -> None:
-    """Flags of the oscillator correction (shared with `hopkur demo`)."""
-    group.add_argument(
-        "--mode",
-        choices=("additive", "multiplicative"),
-        default="multiplicative",
-        help="c_ij = alpha M_ij (additive) or alpha M_ij (W_s)_ij (multiplicative)",
-    )
-    group.add_argument("--dim", type=int, default=4, help="oscillator dimension D")
-    group.add_argument(
-        "--graph-k",
-        type=int,
-        default=0,
-        help="0: all-to-all coupling graph M (with --mode additive: the rank-<=D "
+# The flags of the oscillator correction and its training, shared by `hopkur edit`
+# and `hopkur demo`: name -> (default, help, options of `setting`).
+_EDIT = {
+    "task": (
+        "swap",
+        "swap 0 and 1, or conflate 1 into 0",
+        {"choices": ("swap", "conflate")},
+    ),
+    "mode": (
+        "multiplicative",
+        "c_ij = alpha M_ij (additive) or alpha M_ij (W_s)_ij (multiplicative)",
+        {"choices": ("additive", "multiplicative")},
+    ),
+    "dim": (4, "oscillator dimension D", {"minimum": 2, "maximum": 64}),
+    "graph_k": (
+        0,
+        "0: all-to-all coupling graph M (with --mode additive: the rank-<=D "
         "correction); else neighbours of a small-world coupling graph M (even)",
-    )
-    group.add_argument(
-        "--oscillator-k",
-        type=int,
-        default=0,
-        help="0: one mean-field coupling among oscillators; else neighbours of their "
+        {"minimum": 0},
+    ),
+    "oscillator_k": (
+        0,
+        "0: one mean-field coupling among oscillators; else neighbours of their "
         "small-world graph, one trained coupling per edge",
-    )
-    group.add_argument(
-        "--alpha", type=float, default=0.1, help="initial alpha (non-zero)"
-    )
-    group.add_argument(
-        "--encoder-rank",
-        type=int,
-        default=4,
-        help="associative: bottleneck of the context encoder",
-    )
+        {"minimum": 0},
+    ),
+    "alpha": (0.1, "initial alpha (non-zero)", {"minimum": -1e3, "maximum": 1e3}),
+    "encoder_rank": (
+        4,
+        "associative: bottleneck of the context encoder",
+        {"minimum": 1, "maximum": 4096},
+    ),
+    "optimiser": ("lion", "optax optimiser", {"choices": OPTIMISERS}),
+    "lr": (3e-3, "learning rate", {"above": 0, "maximum": 10.0}),
+    "decay_every": (
+        0,
+        "halve the learning rate every so many steps (0: constant)",
+        {"minimum": 0},
+    ),
+    "steps": (300, "optimiser steps", {"minimum": 0, "maximum": 10_000_000}),
+    "batch_size": (50, "images per step", {"minimum": 1, "maximum": 1_000_000}),
+}
+
+# The frozen network's pre-training: `--pretrain-<name>`.
+_PRETRAIN = {
+    "extra": (
+        100,
+        "hidden units besides the pixel and class units",
+        {"minimum": 0, "maximum": 100_000},
+    ),
+    "lagrangian": (
+        "tanh",
+        "Hopfield activation (its Lagrangian)",
+        {"choices": LAGRANGIANS},
+    ),
+    "optimiser": ("lion", "optax optimiser", {"choices": OPTIMISERS}),
+    "lr": (1e-3, "learning rate", {"above": 0, "maximum": 10.0}),
+    "decay_every": (
+        1000,
+        "halve the learning rate every so many steps (0: constant)",
+        {"minimum": 0},
+    ),
+    "steps": (3000, "optimiser steps", {"minimum": 0, "maximum": 10_000_000}),
+    "batch_size": (50, "images per step", {"minimum": 1, "maximum": 1_000_000}),
+    "noise": (
+        0.25,
+        "std of Gaussian noise on pre-training images",
+        {"minimum": 0, "maximum": 100.0},
+    ),
+}
+PRETRAIN_GROUP = "pre-training (the frozen Hopfield classifier; cached)"
 
 
-def add_pretrain_flags(parser) -> None:
-    group = parser.add_argument_group(
-        "pre-training (the frozen Hopfield classifier; cached)"
-    )
-    add_model_flags(group, prefix="pretrain-")
-    add_optimiser_flags(
-        group,
-        prefix="pretrain-",
-        steps=3000,
-        lr=1e-3,
-        batch_size=50,
-        decay_every=1000,
-    )
-    group.add_argument(
-        "--pretrain-noise",
-        type=float,
-        default=0.25,
-        help="std of Gaussian noise on pre-training images",
-    )
-    group.add_argument(
-        "--cache-dir",
-        metavar="DIR",
-        default=None,
-        help="where pre-trained networks are cached (default: $HOPKUR_CACHE or "
+def edit_setting(name: str, group: str = "edit", **changes):
+    """The field `name` of the correction's settings (see `_EDIT`)."""
+    default, text, options = _EDIT[name]
+    default = changes.pop("default", default)
+    text = changes.pop("help", text)
+    return setting(default, text, group=group, **{**options, **changes})
+
+
+def pretrain_setting(name: str):
+    """The field `pretrain_<name>` (see `_PRETRAIN`)."""
+    default, text, options = _PRETRAIN[name]
+    return setting(default, text, group=PRETRAIN_GROUP, **options)
+
+
+def cache_dir_setting():
+    return setting(
+        None,
+        "where pre-trained networks are cached (default: $HOPKUR_CACHE or "
         "~/.cache/hopkur)",
+        metavar="DIR",
+        group=PRETRAIN_GROUP,
     )
+
+
+def check_edit(settings) -> None:
+    """The checks `hopkur edit` and `hopkur demo` share."""
+    data_source(settings.data, settings.mnist_dir)
+    check_graph_k("--graph-k", settings.graph_k)
+    check_graph_k("--oscillator-k", settings.oscillator_k)
+    if settings.alpha == 0:
+        raise UsageError(
+            "--alpha must be non-zero (at alpha = 0 the oscillators get no gradient)"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class EditSettings:
+    """The settings of `hopkur edit`."""
+
+    task: str = edit_setting("task")
+    variant: str = setting(
+        "non-associative",
+        "always, or only with a context image of a 1",
+        choices=("non-associative", "associative"),
+        group="edit",
+    )
+    mode: str = edit_setting("mode")
+    dim: int = edit_setting("dim")
+    graph_k: int = edit_setting("graph_k")
+    oscillator_k: int = edit_setting("oscillator_k")
+    alpha: float = edit_setting("alpha")
+    encoder_rank: int = edit_setting("encoder_rank")
+    optimiser: str = edit_setting("optimiser")
+    lr: float = edit_setting("lr")
+    decay_every: int = edit_setting("decay_every")
+    steps: int = edit_setting("steps")
+    batch_size: int = edit_setting("batch_size")
+    eval_every: int = setting(
+        0,
+        "steps between test evaluations for the learning curve (0: end only)",
+        minimum=0,
+        group="edit",
+        on_resume="free",
+    )
+    pretrain_extra: int = pretrain_setting("extra")
+    pretrain_lagrangian: str = pretrain_setting("lagrangian")
+    pretrain_optimiser: str = pretrain_setting("optimiser")
+    pretrain_lr: float = pretrain_setting("lr")
+    pretrain_decay_every: int = pretrain_setting("decay_every")
+    pretrain_steps: int = pretrain_setting("steps")
+    pretrain_batch_size: int = pretrain_setting("batch_size")
+    pretrain_noise: float = pretrain_setting("noise")
+    cache_dir: str | None = cache_dir_setting()
+    data: str = data_settings()["data"]
+    mnist_dir: str | None = data_settings()["mnist_dir"]
+    train_limit: int = data_settings()["train_limit"]
+    test_limit: int = data_settings()["test_limit"]
+    seed: int = seed_setting()
+    x64: bool = x64_setting()
+    no_figures: bool = setting(False, "write no figures", on_resume="free")
+
+    def check(self) -> None:
+        check_edit(self)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -109,113 +212,93 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         ),
         formatter_class=HelpFormatter,
     )
-    edit = parser.add_argument_group("edit")
-    edit.add_argument(
-        "--task",
-        choices=("swap", "conflate"),
-        default="swap",
-        help="swap 0 and 1, or conflate 1 into 0",
-    )
-    edit.add_argument(
-        "--variant",
-        choices=("non-associative", "associative"),
-        default="non-associative",
-        help="always, or only with a context image of a 1",
-    )
-    add_edit_flags(edit)
-    add_optimiser_flags(edit, steps=300, lr=3e-3, batch_size=50)
-    edit.add_argument(
-        "--eval-every",
-        type=int,
-        default=0,
-        help="steps between test evaluations for the learning curve (0: end only)",
-    )
-    edit.add_argument("--resume", action="store_true", help="continue the run in --out")
-    add_pretrain_flags(parser)
-    add_data_flags(parser)
-    parser.add_argument("--no-figures", action="store_true", help="write no figures")
-    add_common_flags(parser, default_out="outputs/edit")
+    add_flags(parser, EditSettings)
+    add_common_flags(parser, default_out="outputs/edit", resume=True)
     parser.set_defaults(run=run_command, _parser=parser)
     return parser
 
 
-def pretrain_config(args):
+def pretrain_config(settings):
     """The `ClassifyConfig` of the frozen network."""
     from hopkur.experiments import ClassifyConfig
 
-    data = data_source(args)
-    at_least("pretrain-extra", args.pretrain_extra, 0)
-    at_least("pretrain-steps", args.pretrain_steps, 0)
-    at_least("pretrain-batch-size", args.pretrain_batch_size, 1)
-    at_least("train-limit", args.train_limit, 0)
-    at_least("test-limit", args.test_limit, 0)
-    if not args.pretrain_lr > 0:
-        raise UsageError(f"--pretrain-lr must be positive; got {args.pretrain_lr}")
-    return ClassifyConfig(
+    return project(
+        settings,
+        ClassifyConfig,
+        prefix="pretrain_",
         model="hopfield",
-        data=data,
-        mnist_dir=args.mnist_dir,
-        train_limit=args.train_limit,
-        test_limit=args.test_limit,
-        extra=args.pretrain_extra,
-        lagrangian=args.pretrain_lagrangian,
-        optimiser=args.pretrain_optimiser,
-        lr=args.pretrain_lr,
-        decay_every=args.pretrain_decay_every,
-        steps=args.pretrain_steps,
-        batch_size=args.pretrain_batch_size,
-        noise=args.pretrain_noise,
+        data=data_source(settings.data, settings.mnist_dir),
         eval_every=0,
-        seed=args.seed,
-        x64=args.x64,
+        graph_k=0,
+        dim=4,
+        interaction="linear",
+        average=0.0,
     )
 
 
-def edit_config(args, variant=None):
-    """The `EditConfig` of the flags (checked)."""
+def edit_config(settings, variant=None, steps=None):
+    """The `EditConfig` of the settings."""
     from hopkur.experiments import EditConfig
 
-    at_least("dim", args.dim, 2)
-    at_least("steps", args.steps, 0)
-    at_least("batch-size", args.batch_size, 1)
-    at_least("encoder-rank", args.encoder_rank, 1)
-    at_least("eval-every", getattr(args, "eval_every", 0), 0)
-    for name in ("graph_k", "oscillator_k"):
-        k = getattr(args, name)
-        if k and (k < 2 or k % 2):
-            flag = name.replace("_", "-")
-            raise UsageError(f"--{flag} must be 0 or an even number >= 2; got {k}")
-    if not args.lr > 0:
-        raise UsageError(f"--lr must be positive; got {args.lr}")
-    if args.alpha == 0:
+    changes = {}
+    if variant is not None:
+        changes["variant"] = variant
+    if steps is not None:
+        changes["steps"] = steps
+    if not hasattr(settings, "eval_every"):
+        changes["eval_every"] = 0
+    return project(settings, EditConfig, **changes)
+
+
+def check_cache_dir(path: str | None) -> None:
+    """Refuses a cache folder that cannot be written, before any pre-training."""
+    import tempfile
+
+    from hopkur.experiments import default_cache_dir
+
+    folder = default_cache_dir() if path is None else Path(path).expanduser()
+    flag = "--cache-dir" if path is not None else "the cache folder"
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{flag} {folder} is a file, not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
         raise UsageError(
-            "--alpha must be non-zero (at alpha = 0 the oscillators get no gradient)"
-        )
-    return EditConfig(
-        task=getattr(args, "task", "swap"),
-        variant=variant or args.variant,
-        mode=args.mode,
-        dim=args.dim,
-        graph_k=args.graph_k,
-        oscillator_k=args.oscillator_k,
-        alpha=args.alpha,
-        encoder_rank=args.encoder_rank,
-        optimiser=args.optimiser,
-        lr=args.lr,
-        decay_every=args.decay_every,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        eval_every=getattr(args, "eval_every", 0),
-        seed=args.seed,
-    )
+            f"{flag} {folder} cannot be written ({os_error_text(e)})"
+        ) from None
 
 
-def pretrained(pconfig, data, args):
+def check_edit_data(settings, data, variants) -> None:
+    """Checks that the data can serve the edit: graphs smaller than the network,
+    and images of a 1 (the context of the associative edit)."""
+    import numpy as np
+
+    _, ytr, _, yte = data
+    units = data[0].shape[1] + settings.pretrain_extra + 10
+    for flag, k in (
+        ("--graph-k", settings.graph_k),
+        ("--oscillator-k", settings.oscillator_k),
+    ):
+        if k >= units:
+            raise UsageError(
+                f"{flag} must be smaller than the network's {units} units; got {k}"
+            )
+    for split, labels in (("training", ytr), ("test", yte)):
+        if "associative" in variants and not np.any(labels == 1):
+            raise UsageError(
+                f"the associative edit needs images of a 1 as contexts; the {split} "
+                "data hold none"
+            )
+
+
+def pretrained(pconfig, data, settings, quiet):
     """The frozen network (cache or training) and its metrics."""
     from hopkur.experiments import pretrained_hopfield_classifier
 
     return pretrained_hopfield_classifier(
-        pconfig, data, cache_dir=args.cache_dir, progress=not args.quiet
+        pconfig, data, cache_dir=settings.cache_dir, progress=not quiet
     )
 
 
@@ -272,33 +355,33 @@ def save_edit_figures(out, model, metrics, data, *, suffix="", title=""):
 
 
 def run_command(args: argparse.Namespace) -> int:
-    args = apply_config(args._parser, args)
-    pconfig = pretrain_config(args)
-    config = edit_config(args)
-    setup_jax(args)
-    out = OutputDir(args.out, overwrite=args.overwrite, resume=args.resume)
+    out = RunFolder(args.out, "edit", overwrite=args.overwrite, resume=args.resume)
+    settings = resume_settings(EditSettings, args, out)
+    pconfig = pretrain_config(settings)
+    config = edit_config(settings)
+    setup_jax(settings)
+    data = load_data(pconfig)
+    check_edit_data(settings, data, [config.variant])
+    check_cache_dir(settings.cache_dir)
+    if out.resume and not out.file("checkpoint.eqx").exists():
+        raise UsageError(f"--resume: no checkpoint.eqx in {out.path}")
     start = time.perf_counter()
-    try:
-        from hopkur.experiments import figures, run_edit
+    from hopkur.experiments import figures, run_edit
 
-        data = load_data(pconfig)
-        settings = {
-            "edit": dataclasses.asdict(config),
-            "pretrain": dataclasses.asdict(pconfig),
-        }
-        resume = check_resume(out, settings, args.resume)
-        frozen, pmetrics, cached = pretrained(pconfig, data, args)
+    with out.opened():
+        out.write_json("config.json", to_dict(settings))
+        frozen, pmetrics, cached = pretrained(pconfig, data, settings, args.quiet)
         out.write_json("pretrained.json", {"cached": cached, **pmetrics})
         model, metrics, _ = run_edit(
             config,
             frozen,
             data,
             checkpoint=out.file("checkpoint.eqx"),
-            resume=resume,
+            resume=out.resume,
             progress=not args.quiet,
         )
-        atomic_save_eqx(out.file("model.eqx"), model)
-        if not args.no_figures:
+        out.save_eqx("model.eqx", model)
+        if not settings.no_figures:
             out.save_figure(
                 "learning_curve.png",
                 figures.learning_curves(
@@ -309,19 +392,21 @@ def run_command(args: argparse.Namespace) -> int:
             save_edit_figures(out, model, metrics, data)
         metrics = {
             "command": "edit",
-            "config": settings,
+            "config": {
+                "edit": dataclasses.asdict(config),
+                "pretrain": dataclasses.asdict(pconfig),
+            },
             "original_test_accuracy": pmetrics["test_accuracy"],
             "pretrained_cached": cached,
             **metrics,
-            "resumed": resume,
+            "resumed": out.resume,
             "wall_time_s": time.perf_counter() - start,
             "environment": environment(),
         }
-        out.write_json("metrics.json", metrics)
+        bad = out.write_json("metrics.json", metrics)
+        if bad:
+            return non_finite_exit("edit", bad, out)
         out.complete()
-    except BaseException:
-        out.abandon()
-        raise
     if not args.quiet:
         b, e = metrics["baseline"], metrics["edited"]
         print(

@@ -7,18 +7,23 @@ parameter of every trajectory), PNG figures (`energy.png`, `order_parameter.png`
 """
 
 import argparse
+import dataclasses
 import io
 import sys
 import time
 
 from ._common import (
     add_common_flags,
-    apply_config,
-    atomic_write_bytes,
+    add_flags,
     HelpFormatter,
-    OutputDir,
+    resolve,
+    RunFolder,
+    seed_setting,
+    setting,
     setup_jax,
+    to_dict,
     UsageError,
+    x64_setting,
 )
 
 
@@ -27,6 +32,162 @@ COUPLINGS = ("mean-field", "dense", "small-world")
 LAGRANGIANS = ("tanh", "sigmoid", "identity", "relu", "softmax")
 SOLVERS = ("tsit5", "dopri5", "dopri8", "bosh3", "heun", "euler")
 FIXED_ONLY = ("heun", "euler")
+# Saved values per run (batch x saves x units x D) above which a run is refused: the
+# time series would not fit in memory.
+MAX_SAVED_VALUES = 2_000_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulateSettings:
+    """The settings of `hopkur simulate`."""
+
+    model: str = setting(
+        "kuramoto",
+        "kuramoto: oscillators on spheres; hopfield: continuous threshold units; "
+        "coupled: Hopfield units whose weights are corrected by oscillators",
+        choices=MODELS,
+        group="model",
+    )
+    n: int = setting(
+        64, "number of units/oscillators", minimum=2, maximum=100_000_000, group="model"
+    )
+    dim: int = setting(
+        2, "oscillator dimension D (>= 2)", minimum=2, maximum=1024, group="model"
+    )
+    coupling: str = setting(
+        "mean-field",
+        "oscillator coupling: all-to-all K/N (O(N D)), a dense random symmetric "
+        "matrix, or a small-world graph",
+        choices=COUPLINGS,
+        group="model",
+    )
+    strength: float = setting(
+        1.0,
+        "oscillator coupling strength K (positive synchronises)",
+        minimum=-1e6,
+        maximum=1e6,
+        group="model",
+    )
+    neighbours: int = setting(
+        6,
+        "small-world coupling: lattice neighbours per oscillator (even)",
+        minimum=2,
+        group="model",
+    )
+    rewire: float = setting(
+        0.1,
+        "small-world coupling: rewiring probability",
+        minimum=0,
+        maximum=1,
+        group="model",
+    )
+    frequency_spread: float = setting(
+        0.0,
+        "standard deviation of per-oscillator natural frequencies (random "
+        "antisymmetric Omega_i); > 0 makes the model a non-gradient system",
+        minimum=0,
+        maximum=1e6,
+        group="model",
+    )
+    field: float = setting(
+        0.0,
+        "strength of a random external field c on the oscillators",
+        minimum=-1e6,
+        maximum=1e6,
+        group="model",
+    )
+    lagrangian: str = setting(
+        "tanh", "Hopfield Lagrangian (activation)", choices=LAGRANGIANS, group="model"
+    )
+    weight_scale: float = setting(
+        1.0,
+        "Hopfield weights: scale of a random symmetric matrix / sqrt(N), or the "
+        "gain of Hebbian weights with --patterns",
+        minimum=-1e6,
+        maximum=1e6,
+        group="model",
+    )
+    patterns: int = setting(
+        0,
+        "Hopfield weights from Hebb's rule on this many random +-1 patterns "
+        "(0: random weights); initial states are then corrupted patterns",
+        minimum=0,
+        maximum=1_000_000,
+        group="model",
+    )
+    alpha: float = setting(
+        0.5,
+        "coupled model: strength of the all-to-all additive coupling",
+        minimum=-1e6,
+        maximum=1e6,
+        group="model",
+    )
+    batch: int = setting(
+        8, "number of trajectories", minimum=1, maximum=10_000_000, group="run"
+    )
+    t1: float = setting(20.0, "final time", above=0, maximum=1e9, group="run")
+    saves: int = setting(
+        101,
+        "number of saved times in [0, t1]",
+        minimum=2,
+        maximum=1_000_000,
+        group="run",
+    )
+    solver: str = setting("tsit5", "ODE solver", choices=SOLVERS, group="run")
+    dt: float | None = setting(
+        None,
+        "fixed step size (required for heun and euler; otherwise adaptive steps)",
+        above=0,
+        group="run",
+    )
+    rtol: float = setting(1e-5, "adaptive: rtol", above=0, maximum=1, group="run")
+    atol: float = setting(1e-7, "adaptive: atol", above=0, maximum=1, group="run")
+    max_steps: int = setting(
+        100_000,
+        "step budget per trajectory",
+        minimum=1,
+        maximum=1_000_000_000,
+        group="run",
+    )
+    no_retract: bool = setting(
+        False,
+        "do not retract oscillators onto their spheres after each step",
+        group="run",
+    )
+    devices: int = setting(
+        1,
+        "shard the batch over this many devices (jax.sharding)",
+        minimum=1,
+        maximum=1_000_000,
+        group="run",
+    )
+    no_figures: bool = setting(False, "write no PNG figures", group="run")
+    seed: int = seed_setting()
+    x64: bool = x64_setting()
+
+    def check(self) -> None:
+        if self.dt is not None:
+            steps = self.t1 / self.dt
+            if steps > self.max_steps:
+                raise UsageError(
+                    f"--t1/--dt = {steps:.0f} steps exceeds --max-steps "
+                    f"{self.max_steps}"
+                )
+        if self.solver in FIXED_ONLY and self.dt is None:
+            raise UsageError(
+                f"--solver {self.solver} has no error estimate: give a fixed step "
+                "with --dt"
+            )
+        if self.model != "hopfield" and self.coupling == "small-world":
+            k = self.neighbours
+            if not (k % 2 == 0 and k < self.n):
+                raise UsageError(f"--neighbours must be even, >= 2 and < --n; got {k}")
+        units = self.n * (1 if self.model == "hopfield" else self.dim + 1)
+        if self.batch * self.saves * units > MAX_SAVED_VALUES:
+            raise UsageError(
+                f"--batch {self.batch} x --saves {self.saves} x {units} values per "
+                "state would not fit in memory; lower --batch or --saves"
+            )
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -43,162 +204,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         ),
         formatter_class=HelpFormatter,
     )
-    model = parser.add_argument_group("model")
-    model.add_argument(
-        "--model",
-        choices=MODELS,
-        default="kuramoto",
-        help="kuramoto: oscillators on spheres; hopfield: continuous threshold units; "
-        "coupled: Hopfield units whose weights are corrected by oscillators",
-    )
-    model.add_argument("--n", type=int, default=64, help="number of units/oscillators")
-    model.add_argument(
-        "--dim", type=int, default=2, help="oscillator dimension D (>= 2)"
-    )
-    model.add_argument(
-        "--coupling",
-        choices=COUPLINGS,
-        default="mean-field",
-        help="oscillator coupling: all-to-all K/N (O(N D)), a dense random symmetric "
-        "matrix, or a small-world graph",
-    )
-    model.add_argument(
-        "--strength",
-        type=float,
-        default=1.0,
-        help="oscillator coupling strength K (positive synchronises)",
-    )
-    model.add_argument(
-        "--neighbours",
-        type=int,
-        default=6,
-        help="small-world coupling: lattice neighbours per oscillator (even)",
-    )
-    model.add_argument(
-        "--rewire",
-        type=float,
-        default=0.1,
-        help="small-world coupling: rewiring probability",
-    )
-    model.add_argument(
-        "--frequency-spread",
-        type=float,
-        default=0.0,
-        help="standard deviation of per-oscillator natural frequencies (random "
-        "antisymmetric Omega_i); > 0 makes the model a non-gradient system",
-    )
-    model.add_argument(
-        "--field",
-        type=float,
-        default=0.0,
-        help="strength of a random external field c on the oscillators",
-    )
-    model.add_argument(
-        "--lagrangian",
-        choices=LAGRANGIANS,
-        default="tanh",
-        help="Hopfield Lagrangian (activation)",
-    )
-    model.add_argument(
-        "--weight-scale",
-        type=float,
-        default=1.0,
-        help="Hopfield weights: scale of a random symmetric matrix / sqrt(N), or the "
-        "gain of Hebbian weights with --patterns",
-    )
-    model.add_argument(
-        "--patterns",
-        type=int,
-        default=0,
-        help="Hopfield weights from Hebb's rule on this many random +-1 patterns "
-        "(0: random weights); initial states are then corrupted patterns",
-    )
-    model.add_argument(
-        "--alpha",
-        type=float,
-        default=0.5,
-        help="coupled model: strength of the all-to-all additive coupling",
-    )
-    run = parser.add_argument_group("run")
-    run.add_argument("--batch", type=int, default=8, help="number of trajectories")
-    run.add_argument("--t1", type=float, default=20.0, help="final time")
-    run.add_argument(
-        "--saves", type=int, default=101, help="number of saved times in [0, t1]"
-    )
-    run.add_argument("--solver", choices=SOLVERS, default="tsit5", help="ODE solver")
-    run.add_argument(
-        "--dt",
-        type=float,
-        default=None,
-        help="fixed step size (required for heun and euler; otherwise adaptive steps)",
-    )
-    run.add_argument("--rtol", type=float, default=1e-5, help="adaptive: rtol")
-    run.add_argument("--atol", type=float, default=1e-7, help="adaptive: atol")
-    run.add_argument(
-        "--max-steps", type=int, default=100_000, help="step budget per trajectory"
-    )
-    run.add_argument(
-        "--no-retract",
-        action="store_true",
-        help="do not retract oscillators onto their spheres after each step",
-    )
-    run.add_argument(
-        "--devices",
-        type=int,
-        default=1,
-        help="shard the batch over this many devices (jax.sharding)",
-    )
-    run.add_argument("--no-figures", action="store_true", help="write no PNG figures")
+    add_flags(parser, SimulateSettings)
     add_common_flags(parser, default_out="outputs/simulate")
     parser.set_defaults(run=run_command, _parser=parser)
     return parser
 
 
-# ------------------------------------------------------------------ validation
-
-
-def _validate(args: argparse.Namespace) -> None:
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            raise UsageError(message)
-
-    need(args.n >= 2, f"--n must be at least 2; got {args.n}")
-    need(args.dim >= 2, f"--dim must be at least 2; got {args.dim}")
-    need(args.batch >= 1, f"--batch must be at least 1; got {args.batch}")
-    need(args.t1 > 0, f"--t1 must be positive; got {args.t1}")
-    need(args.saves >= 2, f"--saves must be at least 2; got {args.saves}")
-    need(args.rtol > 0 and args.atol > 0, "--rtol and --atol must be positive")
-    need(args.max_steps >= 1, f"--max-steps must be positive; got {args.max_steps}")
-    need(args.devices >= 1, f"--devices must be at least 1; got {args.devices}")
-    need(args.patterns >= 0, f"--patterns must be >= 0; got {args.patterns}")
-    need(
-        args.frequency_spread >= 0,
-        f"--frequency-spread must be >= 0; got {args.frequency_spread}",
-    )
-    need(0.0 <= args.rewire <= 1.0, f"--rewire must be in [0, 1]; got {args.rewire}")
-    if args.dt is not None:
-        need(args.dt > 0, f"--dt must be positive; got {args.dt}")
-        steps = args.t1 / args.dt
-        need(
-            steps <= args.max_steps,
-            f"--t1/--dt = {steps:.0f} steps exceeds --max-steps {args.max_steps}",
-        )
-    need(
-        args.solver not in FIXED_ONLY or args.dt is not None,
-        f"--solver {args.solver} has no error estimate: give a fixed step with --dt",
-    )
-    if args.model != "hopfield" and args.coupling == "small-world":
-        k = args.neighbours
-        need(
-            k >= 2 and k % 2 == 0 and k < args.n,
-            f"--neighbours must be even, >= 2 and < --n; got {k}",
-        )
-
-
 # ------------------------------------------------------------------ building
 
 
-def _build(args, key):
+def _build(settings, key):
+    args = settings
     import jax.numpy as jnp
     import jax.random as jr
     import numpy as np
@@ -271,7 +287,8 @@ def _build(args, key):
     return model, (hopfield_states(patterns), sphere((batch, n))), patterns
 
 
-def _solver(args):
+def _solver(settings):
+    args = settings
     import diffrax as dfx
 
     solver = {
@@ -290,7 +307,7 @@ def _solver(args):
 # ------------------------------------------------------------------ figures
 
 
-def _figures(out, args, ts, energies, orders, final_x, initial_x):
+def _figures(out, settings, ts, energies, orders, final_x, initial_x):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -301,7 +318,9 @@ def _figures(out, args, ts, energies, orders, final_x, initial_x):
     for row in energies:
         ax.plot(ts, row, color="tab:blue", alpha=0.35, lw=1)
     ax.plot(ts, np.nanmean(energies, axis=0), color="black", lw=2, label="mean")
-    ax.set(xlabel="t", ylabel="energy E", title=f"{args.model}: energy along the flow")
+    ax.set(
+        xlabel="t", ylabel="energy E", title=f"{settings.model}: energy along the flow"
+    )
     ax.legend()
     out.save_figure("energy.png", fig)
 
@@ -319,7 +338,7 @@ def _figures(out, args, ts, energies, orders, final_x, initial_x):
         theta = np.linspace(0, 2 * np.pi, 200)
         ax.plot(np.cos(theta), np.sin(theta), color="0.7", lw=1)
         ax.scatter(*initial_x.T, s=12, color="0.6", label="t = 0")
-        ax.scatter(*final_x.T, s=16, color="tab:red", label=f"t = {args.t1:g}")
+        ax.scatter(*final_x.T, s=16, color="tab:red", label=f"t = {settings.t1:g}")
         ax.set(aspect="equal", title="oscillators (trajectory 0)")
         ax.legend(loc="upper right")
         out.save_figure("oscillators.png", fig)
@@ -335,7 +354,7 @@ def _figures(out, args, ts, energies, orders, final_x, initial_x):
             lw=0.5,
         )
         ax.scatter(*initial_x.T, s=8, color="0.6", label="t = 0")
-        ax.scatter(*final_x.T, s=14, color="tab:red", label=f"t = {args.t1:g}")
+        ax.scatter(*final_x.T, s=14, color="tab:red", label=f"t = {settings.t1:g}")
         ax.set(title="oscillators on the sphere (trajectory 0)")
         ax.legend(loc="upper right")
         out.save_figure("oscillators.png", fig)
@@ -344,15 +363,11 @@ def _figures(out, args, ts, energies, orders, final_x, initial_x):
 # ------------------------------------------------------------------ run
 
 
-def _config(args) -> dict:
-    skip = {"run", "_parser", "command", "config", "overwrite", "quiet"}
-    return {k: v for k, v in sorted(vars(args).items()) if k not in skip}
-
-
 def run_command(args: argparse.Namespace) -> int:
-    args = apply_config(args._parser, args)
-    _validate(args)
-    setup_jax(args)
+    out = RunFolder(args.out, "simulate", overwrite=args.overwrite)
+    settings = resolve(SimulateSettings, args)
+    quiet = args.quiet
+    setup_jax(settings)
 
     import diffrax as dfx
     import jax
@@ -362,46 +377,49 @@ def run_command(args: argparse.Namespace) -> int:
 
     import hopkur
 
-    if args.devices > len(jax.devices()):
+    if settings.devices > len(jax.devices()):
         raise UsageError(
-            f"--devices {args.devices} but only {len(jax.devices())} device(s) are "
+            f"--devices {settings.devices} but only {len(jax.devices())} device(s) are "
             "available (on CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N "
             "before starting)"
         )
     start = time.perf_counter()
     try:
-        model, y0s, patterns = _build(args, jr.key(args.seed))
+        model, y0s, patterns = _build(settings, jr.key(settings.seed))
     except ValueError as e:
         raise UsageError(str(e).splitlines()[0]) from None
-    solver, controller, dt0 = _solver(args)
-    ts = jnp.linspace(0.0, args.t1, args.saves)
+    solver, controller, dt0 = _solver(settings)
+    ts = jnp.linspace(0.0, settings.t1, settings.saves)
 
-    out = OutputDir(args.out, overwrite=args.overwrite)
-    try:
-        meter = dfx.NoProgressMeter() if args.quiet else dfx.TqdmProgressMeter()
+    with out.opened():
+        meter = dfx.NoProgressMeter() if quiet else dfx.TqdmProgressMeter()
         solve_start = time.perf_counter()
         sol = hopkur.simulate_batch(
             model,
             y0s,
-            devices=None if args.devices == 1 else args.devices,
-            t1=args.t1,
+            devices=None if settings.devices == 1 else settings.devices,
+            t1=settings.t1,
             dt0=dt0,
             solver=solver,
             stepsize_controller=controller,
             saveat=dfx.SaveAt(ts=ts),
-            max_steps=args.max_steps,
+            max_steps=settings.max_steps,
             throw=False,
             progress_meter=meter,
-            retract=not args.no_retract,
+            retract=not settings.no_retract,
         )
         jax.block_until_ready(sol.ys)
         solve_time = time.perf_counter() - solve_start
         report = hopkur.lyapunov_report(model, sol)
         energies = np.asarray(report.energies)
+        finite = bool(
+            np.isfinite(energies).all()
+            and all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(sol.ys))
+        )
         ys = sol.ys
         assert ys is not None
-        x = ys[1] if args.model == "coupled" else ys
-        oscillators = args.model != "hopfield"
+        x = ys[1] if settings.model == "coupled" else ys
+        oscillators = settings.model != "hopfield"
         orders = np.asarray(hopkur.order_parameter(x)) if oscillators else None
         ok = np.asarray(
             (sol.result == dfx.RESULTS.successful)
@@ -417,15 +435,15 @@ def run_command(args: argparse.Namespace) -> int:
         metrics = {
             "command": "simulate",
             "hopkur_version": hopkur.__version__,
-            "config": _config(args),
+            "config": to_dict(settings),
             "model": {
-                "kind": args.model,
+                "kind": settings.model,
                 "class": type(model).__name__,
-                "n": args.n,
-                "dim": None if args.model == "hopfield" else args.dim,
+                "n": settings.n,
+                "dim": None if settings.model == "hopfield" else settings.dim,
                 "is_gradient_system": report.is_gradient_system,
             },
-            "batch": args.batch,
+            "batch": settings.batch,
             "initial_energy": [float(v) for v in energies[:, 0]],
             "final_energy": finite_last(energies),
             "final_energy_mean": _mean(finite_last(energies)),
@@ -434,13 +452,13 @@ def run_command(args: argparse.Namespace) -> int:
             if orders is None
             else _mean(finite_last(orders)),
             "lyapunov": {
-                "verdict": report.verdict,
-                "decreasing": report.decreasing,
+                "verdict": report.verdict if finite else "non-finite",
+                "decreasing": report.decreasing and finite,
                 "is_gradient_system": report.is_gradient_system,
                 "max_increase": report.max_increase,
                 "max_increase_time": report.max_increase_time,
                 "tolerance": report.tolerance,
-                "finite": report.finite,
+                "finite": bool(report.finite) and finite,
             },
             "solve_succeeded": bool(ok.all()),
             "failed_trajectories": [int(i) for i in np.flatnonzero(~ok)],
@@ -450,7 +468,7 @@ def run_command(args: argparse.Namespace) -> int:
             "jax": {
                 "version": jax.__version__,
                 "backend": jax.default_backend(),
-                "devices": args.devices,
+                "devices": settings.devices,
                 "x64": bool(jax.config.read("jax_enable_x64")),
                 "dtype": str(energies.dtype),
             },
@@ -460,7 +478,7 @@ def run_command(args: argparse.Namespace) -> int:
             drift = np.abs(norms - 1)[np.isfinite(norms)]
             metrics["max_norm_drift"] = float(drift.max()) if drift.size else None
         if patterns is not None:
-            h = np.asarray(ys[0] if args.model == "coupled" else ys)[:, -1]
+            h = np.asarray(ys[0] if settings.model == "coupled" else ys)[:, -1]
             m = np.abs(np.asarray(hopkur.pattern_overlaps(np.sign(h), patterns)))
             metrics["best_pattern_overlap"] = [float(v) for v in m.max(axis=-1)]
 
@@ -471,24 +489,32 @@ def run_command(args: argparse.Namespace) -> int:
             energies=energies,
             order_parameter=np.zeros((0,)) if orders is None else orders,
         )
-        atomic_write_bytes(out.file("timeseries.npz"), buffer.getvalue())
-        if not args.no_figures:
+        out.write_bytes("timeseries.npz", buffer.getvalue())
+        if not settings.no_figures:
             final_x = initial_x = None
             if oscillators:
                 final_x = np.asarray(x[0, -1])
                 initial_x = np.asarray(x[0, 0])
-            _figures(out, args, np.asarray(ts), energies, orders, final_x, initial_x)
+            _figures(
+                out, settings, np.asarray(ts), energies, orders, final_x, initial_x
+            )
         metrics["wall_time_s"] = time.perf_counter() - start
-        out.write_json("metrics.json", metrics)
+        bad = out.write_json("metrics.json", metrics)
+        if bad or not finite:
+            print(
+                "hopkur simulate: error: the solve produced non-finite states or "
+                "energies (a blow-up: lower --dt or the coupling strengths); they are "
+                f"null in {out.file('metrics.json')} and the run is not marked "
+                "complete",
+                file=sys.stderr,
+            )
+            return 1
         out.complete()
-    except BaseException:
-        out.abandon()
-        raise
-    if not args.quiet:
+    if not quiet:
         r = metrics["order_parameter_final_mean"]
         print(
-            f"hopkur simulate: {args.batch} x {args.model} (N = {args.n}) to t = "
-            f"{args.t1:g} in {solve_time:.2f} s; Lyapunov: {report.verdict}"
+            f"hopkur simulate: {settings.batch} x {settings.model} (N = {settings.n}) "
+            f"to t = {settings.t1:g} in {solve_time:.2f} s; Lyapunov: {report.verdict}"
             + ("" if r is None else f"; mean final R = {r:.3f}")
             + f"\nresults in {out.path}",
             file=sys.stderr,

@@ -12,38 +12,141 @@
 """
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from ._common import (
     add_common_flags,
-    apply_config,
+    add_flags,
     HelpFormatter,
-    OutputDir,
+    resolve,
+    RunFolder,
+    seed_setting,
+    setting,
     setup_jax,
+    to_dict,
     UsageError,
+    x64_setting,
 )
 
 
-# `hopkur sudoku train`'s settings: (key of `experiments.sudoku.DEFAULTS`, which gives
-# the default; type or choices; help). The flag is the key with `-` for `_`.
-_TRAIN_FLAGS = (
-    ("model", ["akorn", "transformer"], "AKOrN or the transformer baseline"),
-    ("coupling", ["relational", "attention"], "AKOrN coupling"),
-    ("channels", int, "channels per cell"),
-    ("dim", int, "oscillator dimension n"),
-    ("steps", int, "Kuramoto steps per iteration"),
-    ("blocks", int, "recurrent iterations"),
-    ("gamma", float, "Kuramoto step size"),
-    ("batch", int, "batch size"),
-    ("lr", float, "peak learning rate"),
-    ("train_size", int, "generated training puzzles before augmentation"),
-    ("time_budget", float, "training time in seconds"),
-    ("max_iters", int, "maximum iterations"),
-    ("eval_every", float, "seconds between evaluations"),
-    ("eval_size", int, "test puzzles per evaluation"),
-)
+def _defaults() -> dict:
+    from ..experiments.sudoku import DEFAULTS
+
+    return DEFAULTS
+
+
+@dataclasses.dataclass(frozen=True)
+class SudokuTrainSettings:
+    """The settings of `hopkur sudoku train` (defaults: the shipped model's recipe,
+    `hopkur.experiments.sudoku.DEFAULTS`)."""
+
+    model: str = setting(
+        _defaults()["model"],
+        "AKOrN or the transformer baseline",
+        choices=("akorn", "transformer"),
+    )
+    coupling: str = setting(
+        _defaults()["coupling"],
+        f"AKOrN coupling (default: {_defaults()['coupling']}, the shipped model's)",
+        choices=("relational", "attention"),
+    )
+    channels: int = setting(
+        _defaults()["channels"], "channels per cell", minimum=1, maximum=4096
+    )
+    dim: int = setting(
+        _defaults()["dim"], "oscillator dimension n", minimum=2, maximum=1024
+    )
+    steps: int = setting(
+        _defaults()["steps"], "Kuramoto steps per iteration", minimum=1, maximum=1000
+    )
+    blocks: int = setting(
+        _defaults()["blocks"], "recurrent iterations", minimum=1, maximum=1000
+    )
+    gamma: float = setting(
+        _defaults()["gamma"], "Kuramoto step size", above=0, maximum=1e3
+    )
+    batch: int = setting(_defaults()["batch"], "batch size", minimum=1, maximum=65536)
+    lr: float = setting(_defaults()["lr"], "peak learning rate", above=0, maximum=10.0)
+    train_size: int = setting(
+        _defaults()["train_size"],
+        "generated training puzzles before augmentation",
+        minimum=1,
+        maximum=10_000_000,
+    )
+    time_budget: float = setting(
+        _defaults()["time_budget"],
+        "training time in seconds (a resumed run may extend it)",
+        above=0,
+        maximum=1e8,
+        on_resume="free",
+    )
+    max_iters: int = setting(
+        _defaults()["max_iters"],
+        "maximum iterations (a resumed run may change it)",
+        minimum=1,
+        on_resume="free",
+    )
+    eval_every: float = setting(
+        _defaults()["eval_every"],
+        "seconds between evaluations",
+        above=0,
+        maximum=1e8,
+        on_resume="free",
+    )
+    eval_size: int = setting(
+        _defaults()["eval_size"],
+        "test puzzles per evaluation",
+        minimum=1,
+        maximum=1_000_000,
+    )
+    seed: int = seed_setting()
+    x64: bool = x64_setting()
+
+    def check(self) -> None:
+        if self.channels % self.dim:
+            raise UsageError(
+                f"--channels {self.channels} must be a multiple of --dim {self.dim}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class SudokuEvalSettings:
+    """The settings of `hopkur sudoku eval`."""
+
+    checkpoint: str | None = setting(
+        None, "run folder (default: shipped model)", metavar="DIR"
+    )
+    split: str = setting("test", "data split", choices=("test", "hard"))
+    n: int = setting(
+        200, "the first N puzzles of the split, seed 0", minimum=1, maximum=1_000_000
+    )
+    blocks: str = setting(
+        "1,4,8",
+        "multipliers of the trained iteration count, comma separated",
+    )
+    votes: str = setting("1,16", "numbers of random starts, comma separated")
+    seed: int = seed_setting()
+    x64: bool = x64_setting()
+
+    def check(self) -> None:
+        int_list("--blocks", self.blocks)
+        int_list("--votes", self.votes)
+
+
+def int_list(flag: str, text: str, maximum: int = 100_000) -> list[int]:
+    """Comma-separated integers in [1, maximum]."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(
+            f"{flag} must be comma-separated integers; got {text!r}"
+        ) from None
+    if not values or min(values) < 1 or max(values) > maximum:
+        raise UsageError(f"{flag} needs integers in [1, {maximum}]; got {text!r}")
+    return values
 
 
 def add_parser(subparsers) -> None:
@@ -91,19 +194,8 @@ def add_parser(subparsers) -> None:
     train = sub.add_parser(
         "train", help="train a Sudoku model", formatter_class=HelpFormatter
     )
-    add_common_flags(train, default_out="runs/sudoku")
-    from ..experiments.sudoku import DEFAULTS
-
-    for key, kind, text in _TRAIN_FLAGS:
-        options = {"choices": kind} if isinstance(kind, list) else {"type": kind}
-        if key == "coupling":
-            text += f" (default: {DEFAULTS[key]}, the shipped model's)"
-        train.add_argument(
-            "--" + key.replace("_", "-"), default=DEFAULTS[key], help=text, **options
-        )
-    train.add_argument(
-        "--resume", action="store_true", help="continue the run in --out"
-    )
+    add_flags(train, SudokuTrainSettings)
+    add_common_flags(train, default_out="runs/sudoku", resume=True)
     train.set_defaults(run=run_train, command="sudoku", _parser=train)
 
     ev = sub.add_parser(
@@ -111,32 +203,8 @@ def add_parser(subparsers) -> None:
         help="evaluate a model for several iteration counts and votes",
         formatter_class=HelpFormatter,
     )
+    add_flags(ev, SudokuEvalSettings)
     add_common_flags(ev, default_out="runs/sudoku-eval")
-    ev.add_argument(
-        "--checkpoint", metavar="DIR", help="run folder (default: shipped model)"
-    )
-    ev.add_argument(
-        "--split",
-        choices=["test", "hard"],
-        default="test",
-        help="data split (default: test)",
-    )
-    ev.add_argument(
-        "--n",
-        type=int,
-        default=200,
-        help="the first N puzzles of the split, seed 0 (default: 200)",
-    )
-    ev.add_argument(
-        "--blocks",
-        default="1,4,8",
-        help="multipliers of the trained iteration count, comma separated (1,4,8)",
-    )
-    ev.add_argument(
-        "--votes",
-        default="1,16",
-        help="numbers of random starts, comma separated (default: 1,16)",
-    )
     ev.set_defaults(run=run_eval, command="sudoku", _parser=ev)
 
 
@@ -153,13 +221,16 @@ def _load(checkpoint):
         raise UsageError(f"--checkpoint {folder}: needs config.json and checkpoint.eqx")
     try:
         return S.load_model(folder)
-    except (ValueError, RuntimeError, OSError) as e:
-        raise UsageError(f"--checkpoint {folder}: cannot load ({e})") from None
+    except S.RunStateError as e:
+        raise UsageError(f"--checkpoint {folder}: cannot load it: {e}") from None
+    except (ValueError, TypeError, KeyError) as e:
+        text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UsageError(f"--checkpoint {folder}: cannot load it ({text})") from None
 
 
-def _positive(name: str, value: int) -> None:
-    if value < 1:
-        raise UsageError(f"{name} must be a positive integer; got {value}")
+def _positive(name: str, value: int, maximum: int = 100_000) -> None:
+    if not 1 <= value <= maximum:
+        raise UsageError(f"{name} must be an integer in [1, {maximum}]; got {value}")
 
 
 def run_solve(args: argparse.Namespace) -> int:
@@ -179,6 +250,8 @@ def run_solve(args: argparse.Namespace) -> int:
         message = str(e).replace("`parse_puzzle(text)` ", "the puzzle ")
         raise UsageError(message.rstrip(".")) from None
     _positive("--votes", args.votes)
+    if not 0 <= args.seed <= 2**31 - 1:
+        raise UsageError(f"--seed must be in [0, {2**31 - 1}]; got {args.seed}")
     exact = solve_exact(puzzle)
     if exact is None:
         raise UsageError("the puzzle has no solution")
@@ -233,80 +306,71 @@ def run_solve(args: argparse.Namespace) -> int:
     return 0 if solved else 1
 
 
-def _config_from_args(args: argparse.Namespace) -> dict:
-    keys = [key for key, _, _ in _TRAIN_FLAGS] + ["seed"]
-    return {k: getattr(args, k) for k in keys}
+def _train_settings(args, out: RunFolder) -> SudokuTrainSettings:
+    from ..experiments import sudoku as S
+
+    if not out.resume:
+        return resolve(SudokuTrainSettings, args)
+    where = f"--resume: {out.file('config.json')}: "
+    saved = out.read_json("config.json")
+    try:
+        S.check_config(saved, str(out.path))
+    except S.RunStateError as e:
+        raise UsageError(f"--resume: {e}") from None
+    names = {f.name for f in dataclasses.fields(SudokuTrainSettings)}
+    saved = {k: v for k, v in saved.items() if k in names}
+    saved.setdefault("x64", False)
+    return resolve(SudokuTrainSettings, args, saved=saved, saved_where=where)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    args = apply_config(args._parser, args)
-    setup_jax(args)
-    for name in (
-        "channels",
-        "steps",
-        "blocks",
-        "batch",
-        "train_size",
-        "max_iters",
-        "eval_size",
-    ):
-        _positive("--" + name.replace("_", "-"), getattr(args, name))
-    if args.channels % args.dim:
-        raise UsageError(
-            f"--channels {args.channels} must be a multiple of --dim {args.dim}"
-        )
-    if args.time_budget <= 0:
-        raise UsageError(f"--time-budget must be positive; got {args.time_budget}")
-    out = OutputDir(args.out, overwrite=args.overwrite, resume=args.resume)
-    if args.resume and not (out.path / "checkpoint.eqx").exists():
-        raise UsageError(f"--resume: no checkpoint.eqx in {out.path}")
+    out = RunFolder(
+        args.out, "sudoku train", overwrite=args.overwrite, resume=args.resume
+    )
+    settings = _train_settings(args, out)
+    if out.resume:
+        for name in ("checkpoint.eqx", "opt_state.eqx", "state.json"):
+            if not out.file(name).exists():
+                raise UsageError(f"--resume: no {name} in {out.path}")
+    setup_jax(settings)
     from ..experiments import sudoku as S
 
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
-    try:
-        metrics = S.train(
-            _config_from_args(args),
-            out.path,
-            resume=args.resume,
-            progress=not args.quiet,
-            log=log,
-        )
-    except BaseException:
-        out.abandon()
-        raise
-    out.write_json("metrics.json", metrics)
-    out.complete()
+    with out.opened():
+        try:
+            metrics = S.train(
+                to_dict(settings),
+                out.path,
+                resume=out.resume,
+                progress=not args.quiet,
+                log=log,
+            )
+        except S.RunStateError as e:
+            raise UsageError(f"--resume: {e}") from None
+        bad = out.write_json("metrics.json", metrics)
+        if bad:
+            from .classify import non_finite_exit
+
+            return non_finite_exit("sudoku train", bad, out)
+        out.complete()
     print(json.dumps(metrics, sort_keys=True))
     return 0
 
 
-def _int_list(flag: str, text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise UsageError(
-            f"{flag} must be comma-separated integers; got {text!r}"
-        ) from None
-    if not values or min(values) < 1:
-        raise UsageError(f"{flag} needs positive integers; got {text!r}")
-    return values
-
-
 def run_eval(args: argparse.Namespace) -> int:
-    args = apply_config(args._parser, args)
-    setup_jax(args)
-    _positive("--n", args.n)
-    multipliers = _int_list("--blocks", args.blocks)
-    votes = _int_list("--votes", args.votes)
-    model, config = _load(args.checkpoint)
-    out = OutputDir(args.out, overwrite=args.overwrite)
+    out = RunFolder(args.out, "sudoku eval", overwrite=args.overwrite)
+    settings = resolve(SudokuEvalSettings, args)
+    setup_jax(settings)
+    multipliers = int_list("--blocks", settings.blocks)
+    votes = int_list("--votes", settings.votes)
+    model, config = _load(settings.checkpoint)
     import jax.random as jr
 
     from ..data.sudoku import sudoku_dataset
     from ..experiments import sudoku as S
 
-    try:
-        puzzles, solutions = sudoku_dataset(args.split, args.n, seed=0)
+    with out.opened():
+        puzzles, solutions = sudoku_dataset(settings.split, settings.n, seed=0)
         rows = []
         combos = [(m, k) for m in multipliers for k in votes]
         if not args.quiet:
@@ -318,15 +382,27 @@ def run_eval(args: argparse.Namespace) -> int:
                 continue  # deterministic: voting does not apply
             blocks = m * config["blocks"]
             metrics = S.evaluate(
-                model, puzzles, solutions, key=jr.key(args.seed), blocks=blocks, votes=k
+                model,
+                puzzles,
+                solutions,
+                key=jr.key(settings.seed),
+                blocks=blocks,
+                votes=k,
             )
             rows.append({"blocks": blocks, "multiplier": m, "votes": k, **metrics})
-        result = {"split": args.split, "n": args.n, "config": config, "rows": rows}
-        out.write_json("eval.json", result)
+        result = {
+            "split": settings.split,
+            "n": settings.n,
+            "config": config,
+            "settings": to_dict(settings),
+            "rows": rows,
+        }
+        bad = out.write_json("eval.json", result)
+        if bad:
+            from .classify import non_finite_exit
+
+            return non_finite_exit("sudoku eval", bad, out)
         out.complete()
-    except BaseException:
-        out.abandon()
-        raise
     for row in rows:
         print(json.dumps(row, sort_keys=True))
     return 0

@@ -155,6 +155,22 @@ def load_dataset(
         xtr, ytr = xtr[: config.train_limit], ytr[: config.train_limit]
     if config.test_limit:
         xte, yte = xte[: config.test_limit], yte[: config.test_limit]
+    where = f"`load_dataset`: {config.data}"
+    if xtr.shape[1] == 0:
+        raise ValueError(f"{where}: the images have no pixels ({xtr.shape}).")
+    if xtr.shape[1] != xte.shape[1]:
+        raise ValueError(
+            f"{where}: the training images have {xtr.shape[1]} pixels but the test "
+            f"images {xte.shape[1]}; both splits must have the same size."
+        )
+    if xtr.shape[0] == 0 or xte.shape[0] == 0:
+        raise ValueError(
+            f"{where}: {xtr.shape[0]} training and {xte.shape[0]} test images; both "
+            "splits need at least one."
+        )
+    for name, x in (("training", xtr), ("test", xte)):
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{where}: the {name} images hold non-finite values.")
     return xtr, ytr, xte, yte
 
 

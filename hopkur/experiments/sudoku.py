@@ -55,6 +55,36 @@ DEFAULTS: dict[str, Any] = {
     "data_seed": 0,
 }
 
+# Settings a resumed run may change (a longer budget, other evaluation intervals).
+RESUMABLE_KEYS = ("time_budget", "max_iters", "eval_every", "checkpoint_every")
+
+
+def all_finite(model) -> bool:
+    """Whether every floating-point leaf of `model` is finite."""
+    leaves = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))
+    return all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
+
+
+def _read_history(path: Path, up_to: int) -> list[tuple[dict, bytes]]:
+    """The `(metrics, line)` records of `metrics.jsonl` up to iteration `up_to`
+    (unreadable lines, such as a line cut short, are dropped)."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_bytes().splitlines(keepends=True):
+        try:
+            entry = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("iteration"), int):
+            continue
+        if entry["iteration"] <= up_to and (
+            not records or entry["iteration"] > records[-1][0]["iteration"]
+        ):
+            records.append((entry, line if line.endswith(b"\n") else line + b"\n"))
+    return records
+
+
 MODEL_KEYS = (
     "model",
     "coupling",
@@ -115,14 +145,63 @@ def _saved_dtype(path: Path):
     return jnp.float64 if b"<f8" in header else jnp.float32
 
 
+class RunStateError(ValueError):
+    """A run folder whose files (configuration, checkpoint, optimiser or loop state)
+    are missing, of the wrong type or corrupt."""
+
+
+def check_config(config: Any, where: str) -> dict[str, Any]:
+    """Checks a run's configuration against the types of `DEFAULTS` (an integer is
+    accepted for a float); returns it."""
+    if not isinstance(config, dict):
+        raise RunStateError(f"{where}: the configuration is not a table")
+    for key, value in config.items():
+        if key not in DEFAULTS:
+            continue
+        kind = type(DEFAULTS[key])
+        ok = isinstance(value, kind) and not (
+            isinstance(value, bool) and kind is not bool
+        )
+        if kind is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok:
+            raise RunStateError(
+                f"{where}: '{key}' must be of type {kind.__name__}; got {value!r}"
+            )
+    return config
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunStateError(f"{path} is missing") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunStateError(f"{path} is corrupt ({e})") from None
+
+
+def _deserialise(path: Path, skeleton):
+    try:
+        with open(path, "rb") as f:
+            return eqx.tree_deserialise_leaves(f, skeleton)
+    except FileNotFoundError:
+        raise RunStateError(f"{path} is missing") from None
+    except (ValueError, RuntimeError, EOFError, KeyError, TypeError) as e:
+        text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise RunStateError(f"{path} is corrupt or of another model ({text})") from None
+
+
 def load_model(folder: str | Path, name: str = "checkpoint.eqx"):
-    """Loads `(model, config)` from a folder with `config.json` and `checkpoint.eqx`."""
+    """Loads `(model, config)` from a folder with `config.json` and `checkpoint.eqx`
+    (a `RunStateError` if one is missing, of the wrong type or corrupt)."""
     folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text())
-    skeleton = build_model(config, key=jr.key(0), dtype=_saved_dtype(folder / name))
-    with open(folder / name, "rb") as f:
-        model = eqx.tree_deserialise_leaves(f, skeleton)
-    return model, config
+    config = check_config(_read_json(folder / "config.json"), str(folder))
+    try:
+        dtype = _saved_dtype(folder / name)
+    except FileNotFoundError:
+        raise RunStateError(f"{folder / name} is missing") from None
+    skeleton = build_model(config, key=jr.key(0), dtype=dtype)
+    return _deserialise(folder / name, skeleton), config
 
 
 def load_shipped_model():
@@ -307,15 +386,23 @@ def train(
     model_key, data_key = jr.split(jr.key(cfg["seed"]))
     optim = _make_optimiser(cfg["weight_decay"])
     if resume:
-        cfg = {**DEFAULTS, **json.loads((folder / "config.json").read_text())}
-        for k in ("time_budget", "max_iters", "eval_every", "checkpoint_every"):
+        saved = check_config(_read_json(folder / "config.json"), str(folder))
+        cfg = {**DEFAULTS, **saved}
+        for k in RESUMABLE_KEYS:
             if k in config:
                 cfg[k] = config[k]
         model, _ = load_model(folder)
         opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))
-        with open(folder / "opt_state.eqx", "rb") as f:
-            opt_state = eqx.tree_deserialise_leaves(f, opt_state)
-        state = json.loads((folder / "state.json").read_text())
+        opt_state = _deserialise(folder / "opt_state.eqx", opt_state)
+        state = _read_json(folder / "state.json")
+        if not (
+            isinstance(state, dict)
+            and isinstance(state.get("iteration"), int)
+            and isinstance(state.get("elapsed"), int | float)
+            and state["iteration"] >= 0
+            and math.isfinite(state["elapsed"])
+        ):
+            raise RunStateError(f"{folder / 'state.json'} is corrupt: {state!r}")
     else:
         model = build_model(cfg, key=model_key)
         opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))
@@ -331,13 +418,23 @@ def train(
     log(f"sudoku train: {cfg['model']} with {n_params} parameters")
 
     def checkpoint():
+        if not all_finite(model):
+            raise FloatingPointError(
+                f"sudoku train: the parameters became non-finite by iteration "
+                f"{state['iteration']}; the last good checkpoint is kept"
+            )
         atomic_save_eqx(folder / "checkpoint.eqx", model)
         atomic_save_eqx(folder / "opt_state.eqx", opt_state)
         atomic_write_json(folder / "state.json", state)
 
+    path = folder / "metrics.jsonl"
+    history = _read_history(path, state["iteration"])
+    # Lines written after the checkpoint being resumed (by a run killed later) are
+    # dropped, so that iterations stay increasing.
+    atomic_write_bytes(path, b"".join(h[1] for h in history))
+
     def record(metrics):
         line = json.dumps(metrics, sort_keys=True) + "\n"
-        path = folder / "metrics.jsonl"
         old = path.read_bytes() if path.exists() else b""
         atomic_write_bytes(path, old + line.encode())
 
@@ -348,7 +445,7 @@ def train(
         bar = tqdm(total=int(cfg["time_budget"]), unit="s", desc="sudoku train")
         bar.update(int(state["elapsed"]))
     last_ckpt = last_eval = state["elapsed"]
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, Any] = history[-1][0] if history else {}
     running = None
     key = jr.fold_in(data_key, state["iteration"])
     while (
