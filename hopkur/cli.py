@@ -22,6 +22,7 @@ import time
 
 from .commands._errors import UsageError
 from .commands._folder import os_error_text
+from .experiments._io import InputFileError
 
 
 # Seconds the main thread gets to handle Ctrl-C itself (raising KeyboardInterrupt,
@@ -76,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def _debug() -> bool:
     return os.environ.get("HOPKUR_DEBUG", "") not in ("", "0")
 
@@ -124,18 +129,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
+        if argv is None:
+            # A compiled computation may still be running in XLA's threads; ending
+            # the interpreter normally under it can crash, so end the process now
+            # (every file hopkur writes is complete or untouched).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
     except OSError as e:
         if _debug():
             raise
         print(f"{name}: error: {os_error_text(e)}", file=sys.stderr)
         return 2
+    except InputFileError as e:
+        if _debug():
+            raise
+        print(f"{name}: error: {_first_line(e)}", file=sys.stderr)
+        return 2
+    except FloatingPointError as e:
+        if _debug():
+            raise
+        print(f"{name}: error: {_first_line(e)}", file=sys.stderr)
+        return 1
     except Exception as e:
         if _debug():
             raise
-        first = (str(e).strip().splitlines() or [""])[0]
         print(
-            f"{name}: internal error: {type(e).__name__}: {first} (run with "
+            f"{name}: internal error: {type(e).__name__}: {_first_line(e)} (run with "
             "HOPKUR_DEBUG=1 for the traceback, and please report it)",
             file=sys.stderr,
         )

@@ -144,10 +144,9 @@ def test_train_defaults_are_the_library_defaults_and_the_shipped_recipe():
     from importlib.resources import files
 
     from hopkur.cli import build_parser
-    from hopkur.experiments import sudoku as S
-
     from hopkur.commands._settings import resolve, to_dict
     from hopkur.commands.sudoku import SudokuTrainSettings
+    from hopkur.experiments import sudoku as S
 
     args = build_parser().parse_args(["sudoku", "train"])
     settings = to_dict(resolve(SudokuTrainSettings, args))

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from hopkur import _io
+from hopkur.experiments import _io
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):

@@ -23,7 +23,6 @@ continues, and the lock that keeps two runs out of one folder.
 import contextlib
 import errno
 import json
-import math
 import os
 import shutil
 import time
@@ -31,7 +30,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_save_eqx, atomic_write_bytes, atomic_write_json, save_figure
+from ..experiments._io import (
+    atomic_save_eqx,
+    atomic_write_bytes,
+    atomic_write_json,
+    json_safe,
+    save_figure,
+)
 from ._errors import UsageError
 
 
@@ -84,25 +89,6 @@ def _lock_holder(lock: Path) -> str | None:
     finally:
         os.close(fd)
     return None
-
-
-def json_safe(obj: Any, path: str = "") -> tuple[Any, list[str]]:
-    """`(copy of obj with non-finite floats replaced by None, their paths)`."""
-    bad: list[str] = []
-
-    def walk(o, where):
-        if isinstance(o, float) and not math.isfinite(o):
-            bad.append(where or "(value)")
-            return None
-        if isinstance(o, dict):
-            return {
-                k: walk(v, f"{where}.{k}" if where else str(k)) for k, v in o.items()
-            }
-        if isinstance(o, list | tuple):
-            return [walk(v, f"{where}[{i}]") for i, v in enumerate(o)]
-        return o
-
-    return walk(obj, path), bad
 
 
 class RunFolder:
@@ -228,8 +214,9 @@ class RunFolder:
                     else:
                         entry.unlink()
             (self.path / COMPLETE).unlink(missing_ok=True)
-            marker = {"command": self.command, "started": time.time()}
-            atomic_write_json(self.path / MARKER, marker)
+            if not self.resume:
+                marker = {"command": self.command, "started": time.time()}
+                atomic_write_json(self.path / MARKER, marker)
         except OSError as e:
             self.close()
             raise UsageError(f"{self.flag} {self.path}: {os_error_text(e)}") from None

@@ -19,7 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .._io import atomic_write_bytes
+from ..experiments._io import atomic_write_bytes
 from ._common import (
     add_common_flags,
     add_flags,

@@ -214,15 +214,14 @@ def load_data(config):
 
 
 def check_model(config, data) -> None:
-    """Builds the untrained classifier once, so that settings the data make
-    impossible (a graph with more neighbours than units) fail before any run."""
-    from hopkur.experiments.runs import make_classifier
-
-    try:
-        make_classifier(config, data[0].shape[1])
-    except ValueError as error:
-        text = str(error).strip().splitlines()
-        raise UsageError(text[0] if text else "bad model settings") from None
+    """Checks the settings that the data make impossible: a small-world graph needs
+    fewer neighbours than the network has units (pixels, hidden and class units)."""
+    units = data[0].shape[1] + config.extra + 10
+    if config.graph_k >= units:
+        raise UsageError(
+            f"--graph-k must be smaller than the network's {units} units; got "
+            f"{config.graph_k}"
+        )
 
 
 def resume_settings(cls, args, out: RunFolder):

@@ -328,12 +328,17 @@ def run_train(args: argparse.Namespace) -> int:
         args.out, "sudoku train", overwrite=args.overwrite, resume=args.resume
     )
     settings = _train_settings(args, out)
+    setup_jax(settings)
+    from ..experiments import sudoku as S
+
     if out.resume:
         for name in ("checkpoint.eqx", "opt_state.eqx", "state.json"):
             if not out.file(name).exists():
                 raise UsageError(f"--resume: no {name} in {out.path}")
-    setup_jax(settings)
-    from ..experiments import sudoku as S
+        try:
+            S.load_resume_state(out.path)
+        except S.RunStateError as e:
+            raise UsageError(f"--resume: {e}") from None
 
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     with out.opened():

@@ -17,7 +17,7 @@ from typing import Any
 
 import equinox as eqx
 
-from .._io import atomic_save_eqx, atomic_write_json
+from ._io import atomic_save_eqx, atomic_write_json
 from .classifiers import HopfieldClassifier
 from .runs import ClassifyConfig, make_classifier, run_classify
 

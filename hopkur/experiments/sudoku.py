@@ -21,9 +21,14 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from .._io import atomic_save_eqx, atomic_write_bytes, atomic_write_json
 from ..data.sudoku import augment, is_valid_solution, sudoku_dataset
 from ..nn import SudokuAKOrN, SudokuTransformer
+from ._io import (
+    atomic_save_eqx,
+    atomic_write_bytes,
+    atomic_write_json,
+    InputFileError,
+)
 
 
 # The recipe of the shipped checkpoint (`hopkur/checkpoints/sudoku_akorn.json`), and
@@ -145,7 +150,7 @@ def _saved_dtype(path: Path):
     return jnp.float64 if b"<f8" in header else jnp.float32
 
 
-class RunStateError(ValueError):
+class RunStateError(InputFileError):
     """A run folder whose files (configuration, checkpoint, optimiser or loop state)
     are missing, of the wrong type or corrupt."""
 
@@ -358,6 +363,28 @@ def learning_rate(cfg: dict[str, Any], iteration: int, elapsed: float) -> float:
     return cfg["lr"] * warm * cosine
 
 
+def load_resume_state(folder: str | Path, optim=None):
+    """`(model, optimiser state, loop state)` of the run in `folder`, checked (a
+    `RunStateError` if a file is missing, of the wrong type or corrupt)."""
+    folder = Path(folder)
+    if optim is None:
+        saved = check_config(_read_json(folder / "config.json"), str(folder))
+        optim = _make_optimiser({**DEFAULTS, **saved}["weight_decay"])
+    model, _ = load_model(folder)
+    opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))
+    opt_state = _deserialise(folder / "opt_state.eqx", opt_state)
+    state = _read_json(folder / "state.json")
+    if not (
+        isinstance(state, dict)
+        and isinstance(state.get("iteration"), int)
+        and isinstance(state.get("elapsed"), int | float)
+        and state["iteration"] >= 0
+        and math.isfinite(state["elapsed"])
+    ):
+        raise RunStateError(f"{folder / 'state.json'} is corrupt: {state!r}")
+    return model, opt_state, state
+
+
 def train(
     config: dict[str, Any],
     folder: str | Path,
@@ -391,18 +418,7 @@ def train(
         for k in RESUMABLE_KEYS:
             if k in config:
                 cfg[k] = config[k]
-        model, _ = load_model(folder)
-        opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))
-        opt_state = _deserialise(folder / "opt_state.eqx", opt_state)
-        state = _read_json(folder / "state.json")
-        if not (
-            isinstance(state, dict)
-            and isinstance(state.get("iteration"), int)
-            and isinstance(state.get("elapsed"), int | float)
-            and state["iteration"] >= 0
-            and math.isfinite(state["elapsed"])
-        ):
-            raise RunStateError(f"{folder / 'state.json'} is corrupt: {state!r}")
+        model, opt_state, state = load_resume_state(folder, optim)
     else:
         model = build_model(cfg, key=model_key)
         opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))

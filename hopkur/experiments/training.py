@@ -28,7 +28,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, PyTree
 
-from .._io import atomic_save_eqx
+from ._io import atomic_save_eqx, InputFileError
 
 
 OPTIMISERS = ("lion", "adam")
@@ -181,11 +181,18 @@ def train(
     start = 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
         template = (params, opt_state, mean, np.int64(0), losses, evals)
-        params, opt_state, mean, start, losses, evals = eqx.tree_deserialise_leaves(
-            checkpoint, template
-        )
+        try:
+            params, opt_state, mean, start, losses, evals = eqx.tree_deserialise_leaves(
+                checkpoint, template
+            )
+        except (ValueError, RuntimeError, EOFError, KeyError, TypeError) as e:
+            text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise InputFileError(
+                f"`train`: the checkpoint {checkpoint} is corrupt or of other "
+                f"settings ({text})."
+            ) from None
         start = int(start)
-        if start > steps:
+        if not 0 <= start <= steps:
             raise ValueError(
                 f"`train`: the checkpoint {checkpoint} is at step {start}, beyond "
                 f"`steps={steps}`."
@@ -202,11 +209,17 @@ def train(
         with jax.numpy_dtype_promotion("standard"):
             updates, opt_state = optimiser.update(grads, opt_state, params)
         params = eqx.apply_updates(params, updates)
+        finite = jnp.all(
+            jnp.stack(
+                [jnp.array(True)]
+                + [jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)]
+            )
+        )
         if mean is not None:
             mean = jax.tree_util.tree_map(
                 lambda m, p: average * m + (1 - average) * p, mean, params
             )
-        return loss, params, opt_state, mean
+        return loss, finite, (params, opt_state, mean)
 
     def current():
         return eqx.combine(params if mean is None else mean, static)
@@ -223,15 +236,19 @@ def train(
     )
     try:
         while step < steps:
-            loss, params, opt_state, mean = make_step(
-                params, opt_state, mean, sample_batch(step)
-            )
+            loss, finite, new = make_step(params, opt_state, mean, sample_batch(step))
             loss = float(loss)
             if not math.isfinite(loss):
                 raise FloatingPointError(
                     f"`train`: the loss is {loss} at step {step}; lower the learning "
-                    "rate or check the data."
+                    "rate or check the data (the last checkpoint is kept)."
                 )
+            if not bool(finite):
+                raise FloatingPointError(
+                    f"`train`: the parameters became non-finite at step {step + 1}; "
+                    "lower the learning rate (the last checkpoint is kept)."
+                )
+            params, opt_state, mean = new
             losses[step] = loss
             step += 1
             bar.update(1)

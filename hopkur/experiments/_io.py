@@ -1,12 +1,20 @@
 """Atomic file writes (private): a file is either its old or its new complete
 version, never a partial one, whatever happens during the write. Used by the
-commands, the experiment runners and the caches."""
+commands, the experiment runners and the caches. JSON is always valid JSON:
+non-finite numbers are written as `null`."""
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+
+class InputFileError(ValueError):
+    """A file a run reads back (a checkpoint, an optimiser or loop state, a run's
+    configuration) that is missing, of the wrong type or corrupt. The `hopkur`
+    command reports it as one line with exit code 2."""
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -27,11 +35,32 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def json_safe(obj: Any) -> tuple[Any, list[str]]:
+    """`(copy of obj with non-finite floats replaced by None, their paths)`, the
+    paths written like `a.b[2]`."""
+    bad: list[str] = []
+
+    def walk(o, where):
+        if isinstance(o, float) and not math.isfinite(o):
+            bad.append(where or "(value)")
+            return None
+        if isinstance(o, dict):
+            return {
+                k: walk(v, f"{where}.{k}" if where else str(k)) for k, v in o.items()
+            }
+        if isinstance(o, list | tuple):
+            return [walk(v, f"{where}[{i}]") for i, v in enumerate(o)]
+        return o
+
+    return walk(obj, ""), bad
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """`atomic_write_bytes` of `obj` as indented JSON."""
-    atomic_write_bytes(
-        path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
-    )
+    """`atomic_write_bytes` of `obj` as indented JSON (non-finite numbers as
+    `null`; see `json_safe`)."""
+    clean, _ = json_safe(obj)
+    text = json.dumps(clean, indent=2, sort_keys=True, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode())
 
 
 def save_figure(fig, path: str | os.PathLike) -> None:
