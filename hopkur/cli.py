@@ -77,6 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(error: Exception) -> tuple[int, str]:
+    """The exit code and the one line for an exception that ended a run."""
+    if isinstance(error, OSError):
+        return 2, f"error: {os_error_text(error)}"
+    if isinstance(error, InputFileError):
+        return 2, f"error: {_first_line(error)}"
+    if isinstance(error, FloatingPointError):
+        return 1, f"error: {_first_line(error)}"
+    return 1, (
+        f"internal error: {type(error).__name__}: {_first_line(error)} (run with "
+        "HOPKUR_DEBUG=1 for the traceback, and please report it)"
+    )
+
+
 def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
@@ -137,30 +151,12 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.flush()
             os._exit(130)
         return 130
-    except OSError as e:
-        if _debug():
-            raise
-        print(f"{name}: error: {os_error_text(e)}", file=sys.stderr)
-        return 2
-    except InputFileError as e:
-        if _debug():
-            raise
-        print(f"{name}: error: {_first_line(e)}", file=sys.stderr)
-        return 2
-    except FloatingPointError as e:
-        if _debug():
-            raise
-        print(f"{name}: error: {_first_line(e)}", file=sys.stderr)
-        return 1
     except Exception as e:
         if _debug():
             raise
-        print(
-            f"{name}: internal error: {type(e).__name__}: {_first_line(e)} (run with "
-            "HOPKUR_DEBUG=1 for the traceback, and please report it)",
-            file=sys.stderr,
-        )
-        return 1
+        code, text = _report(e)
+        print(f"{name}: {text}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

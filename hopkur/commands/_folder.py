@@ -22,7 +22,6 @@ continues, and the lock that keeps two runs out of one folder.
 
 import contextlib
 import errno
-import json
 import os
 import shutil
 import time
@@ -34,7 +33,9 @@ from ..experiments._io import (
     atomic_save_eqx,
     atomic_write_bytes,
     atomic_write_json,
+    InputFileError,
     json_safe,
+    read_json,
     save_figure,
 )
 from ._errors import UsageError
@@ -174,13 +175,10 @@ class RunFolder:
 
     def read_json(self, name: str) -> Any:
         """A JSON file of the run, with problems as one-line `UsageError`s."""
-        path = self.path / name
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UsageError(f"--resume: {path} is missing") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UsageError(f"--resume: {path} is corrupt ({e})") from None
+            return read_json(self.path / name)
+        except InputFileError as e:
+            raise UsageError(f"--resume: {e}") from None
         except OSError as e:
             raise UsageError(f"--resume: {os_error_text(e)}") from None
 

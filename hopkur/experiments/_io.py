@@ -17,6 +17,18 @@ class InputFileError(ValueError):
     command reports it as one line with exit code 2."""
 
 
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON value in `path`; an `InputFileError` if it is missing, not UTF-8 or
+    not valid JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFileError(f"{path} is missing") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputFileError(f"{path} is corrupt ({e})") from None
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Writes `data` to `path` through a temporary file in the same folder and
     `os.replace`, so that `path` is either the old or the new complete file."""

@@ -28,6 +28,7 @@ from ._io import (
     atomic_write_bytes,
     atomic_write_json,
     InputFileError,
+    read_json,
 )
 
 
@@ -178,11 +179,9 @@ def check_config(config: Any, where: str) -> dict[str, Any]:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunStateError(f"{path} is missing") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RunStateError(f"{path} is corrupt ({e})") from None
+        return read_json(path)
+    except InputFileError as e:
+        raise RunStateError(str(e)) from None
 
 
 def _deserialise(path: Path, skeleton):
