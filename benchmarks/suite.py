@@ -11,6 +11,7 @@ XLA's account of the compiled program (`memory_analysis()`).
 """
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -357,6 +358,7 @@ def mean_field_scale(cfg: Config) -> dict:
                 stepsize_controller=dfx.PIDController(rtol=1e-4, atol=1e-7),
                 max_steps=100_000,
             )
+            assert sol.ys is not None
             order = jnp.linalg.norm(jnp.mean(sol.ys[-1], axis=0))
             return order, sol.stats["num_steps"]
 
@@ -438,6 +440,7 @@ def additive_scale(cfg: Config) -> dict:
         # which runs with jax_enable_x64 and strict promotion).
         with jax.numpy_dtype_promotion("standard"):
             sol = hopkur.simulate(model_of(alpha, k), y, t1=1.0)
+        assert sol.ys is not None
         return sol.ys[0][-1], sol.ys[1][-1], sol.stats["num_steps"]
 
     c1 = T.compile_call("field", field, alpha, k, y)
@@ -532,14 +535,15 @@ def crossover(cfg: Config) -> dict:
             model = hopkur.Kuramoto(coupling)
             return jax.vmap(lambda y: model.vector_field(0.0, y, None))(xs)
 
-        cs = T.compile_call("segment", lambda *z: field(*z, "segment"), a, b, edges, x)
-        cd = T.compile_call("dense", lambda *z: field(*z, "dense"), a, b, edges, x)
-        calls = [cs, cd]
-        if native:
-            cn = T.compile_call(
-                "native", lambda *z: field(*z, "native"), a, b, edges, x
+        def compile_method(method):
+            return T.compile_call(
+                method, functools.partial(field, method=method), a, b, edges, x
             )
-            calls.append(cn)
+
+        cs = compile_method("segment")
+        cd = compile_method("dense")
+        cn = compile_method("native") if native else None
+        calls = [cs, cd] if cn is None else [cs, cd, cn]
         times = T.run_interleaved(calls, cfg.repeats)
         ratio = T.paired_ratio(times["segment"], times["dense"])
         density = _sparse.density(e, n)
@@ -561,7 +565,9 @@ def crossover(cfg: Config) -> dict:
                 "auto picks": auto,
                 "max |difference|": f"{P.max_difference(cs.output, cd.output):.1e}",
                 "native max |difference|": (
-                    f"{P.max_difference(cs.output, cn.output):.1e}" if native else "–"
+                    "–"
+                    if cn is None
+                    else f"{P.max_difference(cs.output, cn.output):.1e}"
                 ),
             }
         )
@@ -653,6 +659,7 @@ def adjoints(cfg: Config) -> dict:
                         adjoint=adjoint,
                         retract=retract,
                     )
+                    assert sol.ys is not None
                     return sol.ys[-1]
 
                 finals = jax.vmap(one)(ys, fields)

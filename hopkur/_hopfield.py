@@ -10,6 +10,7 @@ state.
 
 import abc
 from collections.abc import Callable, Sequence
+from typing import ClassVar, TYPE_CHECKING
 
 import equinox as eqx
 import jax
@@ -150,8 +151,17 @@ class AbstractHopfield(AbstractEnergySystem):
     $H = \nabla^2 L \succeq 0$.
     """
 
-    bias: eqx.AbstractVar[Float[Array, " n"]]
-    lagrangian: eqx.AbstractVar[Lagrangian]
+    if TYPE_CHECKING:
+        # pyright reads an `AbstractVar` as a dataclass field of this class, so each
+        # subclass's generated `__init__` would take `bias, lagrangian` first. At run
+        # time equinox drops abstract fields and the order is the subclass's own
+        # (`weights, bias, lagrangian`). For the type checker only, they are declared
+        # as class variables, which are no dataclass fields.
+        bias: ClassVar[Float[Array, " n"]]
+        lagrangian: ClassVar[Lagrangian]
+    else:
+        bias: eqx.AbstractVar[Float[Array, " n"]]
+        lagrangian: eqx.AbstractVar[Lagrangian]
 
     @property
     @abc.abstractmethod

@@ -1,6 +1,7 @@
 """Private helpers: input validation shared by the model constructors."""
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 

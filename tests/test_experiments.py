@@ -1,6 +1,7 @@
 """The research note's experiments: classifiers, training, editing metrics, cache."""
 
 import dataclasses
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -124,7 +125,7 @@ def _linear_problem():
 
 def test_train_resumes_after_a_crash(tmp_path):
     model, loss_fn, sample = _linear_problem()
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         optimiser=optax.adam(0.1),
         steps=7,
         filter_spec=model.trainable_filter(),
@@ -279,6 +280,7 @@ def test_edited_classifier_structure(getkey):
 
 def test_run_classify_and_edit_reproducible(tiny_data, tmp_path):
     model_a, metrics_a, result_a = run_classify(TINY, tiny_data, progress=False)
+    assert isinstance(model_a, HopfieldClassifier)  # the default model="hopfield"
     model_b, metrics_b, _ = run_classify(TINY, tiny_data, progress=False)
     for key in ("train_accuracy", "test_accuracy", "learning_curve", "confusion"):
         assert metrics_a[key] == metrics_b[key]

@@ -87,6 +87,7 @@ def test_retrieves_stored_patterns():
     flips = jr.bernoulli(jr.key(4), 0.1, (n,))
     cue = jnp.where(flips, -xi[0], xi[0])
     sol = hopkur.simulate(model, cue, t1=20.0)
+    assert sol.ys is not None
     final = jnp.sign(sol.ys[-1])
     assert float(jnp.mean(final == xi[0])) == 1.0
 

@@ -33,6 +33,7 @@ ALPHA_C = 0.138
 
 
 def main() -> None:
+    assert __doc__ is not None
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fast", action="store_true", help="small, quick run")
     args = parser.parse_args()
@@ -40,12 +41,12 @@ def main() -> None:
 
     if args.fast:
         sign_sizes, tanh_n, gains = (200,), 100, (4.0, 20.0)
-        loads = np.arange(0.025, 0.31, 0.05)
+        loads = np.arange(0.025, 0.31, 0.05).tolist()
         tanh_loads, trials, cues = loads, 1, 32
     else:
         sign_sizes, tanh_n, gains = (250, 1000), 400, (2.0, 4.0, 20.0)
-        loads = np.arange(0.02, 0.301, 0.02)
-        tanh_loads, trials, cues = np.arange(0.02, 0.301, 0.04), 2, 64
+        loads = np.arange(0.02, 0.301, 0.02).tolist()
+        tanh_loads, trials, cues = np.arange(0.02, 0.301, 0.04).tolist(), 2, 64
 
     results = []
     for n in sign_sizes:

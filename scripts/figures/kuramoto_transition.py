@@ -39,6 +39,7 @@ FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures"
 
 
 def main() -> None:
+    assert __doc__ is not None
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fast", action="store_true", help="small, quick run")
     args = parser.parse_args()

@@ -45,6 +45,7 @@ TARGETS = {"non-associative": 0.95, "associative": 0.90}
 
 
 def main() -> None:
+    assert __doc__ is not None
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fast", action="store_true", help="1/10 of the steps")
     parser.add_argument(

@@ -31,6 +31,7 @@ FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures"
 
 
 def main() -> None:
+    assert __doc__ is not None
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fast", action="store_true", help="small, quick run")
     args = parser.parse_args()
@@ -95,8 +96,8 @@ def main() -> None:
                 label=label,
             )
     for name, eps in (
-        ("float32", np.finfo(np.float32).eps),
-        ("float64", np.finfo(np.float64).eps),
+        ("float32", float(np.finfo(np.float32).eps)),
+        ("float64", float(np.finfo(np.float64).eps)),
     ):
         ax.axhline(eps, color="0.7", lw=0.8, ls=":")
         ax.text(
