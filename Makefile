@@ -3,15 +3,26 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
+# The tested version of every dependency (pyproject.toml keeps the ranges users get).
+CONSTRAINTS := constraints.txt
+PIP_INSTALL := $(BIN)/python -m pip install -q -c $(CONSTRAINTS)
+# MathJax for the docs site, bundled so that formulas render with no network.
+MATHJAX_VERSION := 3.2.2
+MATHJAX_DIR := build/mathjax
+MATHJAX_STAMP := $(MATHJAX_DIR)/.installed-$(MATHJAX_VERSION)
+# pyright's PyPI wrapper otherwise asks PyPI for a newer release on every run.
+export PYRIGHT_PYTHON_IGNORE_WARNINGS := 1
 
-.PHONY: venv kernels demo test test-slow lint docs serve-docs figures bench clean
+.PHONY: venv kernels demo test test-slow lint pre-commit check-constraints docs-venv \
+	docs serve-docs figures bench clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test,dev,bench]"
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) -e ".[test,dev,bench]"
 	touch $(STAMP)
 
 # hopkur's compiled CPU kernels (EdgeCoupling(method="native")) build on first use and
@@ -31,9 +42,30 @@ test-slow: venv kernels
 lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/pyright --pythonpath $(BIN)/python
 
-docs-venv: venv
-	$(BIN)/python -m pip install -q -e ".[docs]"
+# The hooks of .pre-commit-config.yaml on every file, with the venv's ruff and pyright.
+pre-commit: venv
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pre-commit run --all-files
+
+# Fails when an installed package is missing from constraints.txt or differs from it.
+check-constraints: venv
+	$(BIN)/python scripts/check_constraints.py $(CONSTRAINTS)
+
+docs-venv: $(DOCS_STAMP) $(MATHJAX_STAMP)
+
+$(DOCS_STAMP): $(STAMP)
+	$(PIP_INSTALL) -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+# MathJax from the npm registry into build/ (not committed); the docs hook
+# docs/_hooks/offline_maths.py copies it into the site and checks the built pages.
+$(MATHJAX_STAMP):
+	rm -rf $(MATHJAX_DIR)
+	mkdir -p $(MATHJAX_DIR)
+	npm install --prefix $(MATHJAX_DIR) --no-save --no-package-lock --no-audit \
+		--no-fund --ignore-scripts mathjax@$(MATHJAX_VERSION)
+	touch $(MATHJAX_STAMP)
 
 docs: docs-venv
 	$(BIN)/mkdocs build --strict
@@ -48,4 +80,4 @@ bench: venv kernels
 	$(BIN)/hopkur bench
 
 clean:
-	rm -rf site outputs .pytest_cache
+	rm -rf site outputs .pytest_cache build
