@@ -22,7 +22,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip
-	$(PIP_INSTALL) -e ".[test,dev,bench]"
+	$(PIP_INSTALL) -e ".[test,dev,bench,mnist]"
 	touch $(STAMP)
 
 # hopkur's compiled CPU kernels (EdgeCoupling(method="native")) build on first use and
