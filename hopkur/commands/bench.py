@@ -11,6 +11,7 @@ part of the installed package): run the command from the repository, or point
 import argparse
 import dataclasses
 import datetime
+import importlib.metadata
 import importlib.util
 import os
 import platform
@@ -171,7 +172,6 @@ def _cpu_model() -> str:
 def machine_info(command: str) -> dict:
     """The machine and software the suite runs on."""
     import jax
-    import jaxlib
 
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -180,9 +180,9 @@ def machine_info(command: str) -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
+        "jaxlib": importlib.metadata.version("jaxlib"),
         "devices": [str(d) for d in jax.devices()],
-        "x64": bool(jax.config.jax_enable_x64),
+        "x64": bool(jax.config.read("jax_enable_x64")),
         "command": command,
     }
 

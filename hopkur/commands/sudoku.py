@@ -153,7 +153,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "sudoku",
         help="AKOrN Sudoku solver: solve a puzzle, train, evaluate",
-        description=__doc__.split("\n\n")[0],
+        description=(__doc__ or "").split("\n\n")[0],
     )
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True

@@ -116,7 +116,7 @@ def _eval_steps(steps: int, eval_every: int | None) -> list[int]:
 
 def train(
     model: eqx.Module,
-    loss_fn: Callable[[eqx.Module, Any], Array],
+    loss_fn: Callable[[Any, Any], Array],
     sample_batch: Callable[[int], Any],
     *,
     optimiser: optax.GradientTransformation,
@@ -182,9 +182,8 @@ def train(
     if resume and checkpoint is not None and Path(checkpoint).exists():
         template = (params, opt_state, mean, np.int64(0), losses, evals)
         try:
-            params, opt_state, mean, start, losses, evals = eqx.tree_deserialise_leaves(
-                checkpoint, template
-            )
+            restored = eqx.tree_deserialise_leaves(Path(checkpoint), template)
+            params, opt_state, mean, start, losses, evals = restored
         except (ValueError, RuntimeError, EOFError, KeyError, TypeError) as e:
             text = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise InputFileError(
@@ -216,8 +215,10 @@ def train(
             )
         )
         if mean is not None:
+            assert average is not None
+            beta = average
             mean = jax.tree_util.tree_map(
-                lambda m, p: average * m + (1 - average) * p, mean, params
+                lambda m, p: beta * m + (1 - beta) * p, mean, params
             )
         return loss, finite, (params, opt_state, mean)
 
@@ -272,7 +273,9 @@ def train(
     finally:
         bar.close()
     done = ~np.isnan(evals[:, 0])
-    evaluations = {"step": [int(s) for s in evals[done, 0]]}
+    evaluations: dict[str, list[float] | list[int]] = {
+        "step": [int(s) for s in evals[done, 0]]
+    }
     for i, name in enumerate(metric_names):
         evaluations[name] = [float(v) for v in evals[done, 1 + i]]
     return TrainResult(
