@@ -24,6 +24,7 @@ COMMANDS = {
     "capacity": "capacity",
     "sudoku": "sudoku",
     "bench": "bench",
+    "kernels": "kernels",
 }
 
 

@@ -1,4 +1,4 @@
-r"""Compiled CPU kernels for edge couplings (private): `EdgeCoupling(method="native")`.
+r"""The kernels' FFI binding (private): three JAX primitives and their rules.
 
 For the closed-form interactions $\varphi'_e(s) = a_e + b_e h(s)$ ($h = 0$, relu,
 tanh or the logistic sigmoid) the drive
@@ -8,8 +8,6 @@ generate that loop well (the segment formulation scatters one edge at a time; th
 formulation does $O(N^2 D)$ work), so it is written in C++ (`csrc/edge_kernels.cc`):
 each node's sum runs over its own neighbour list, vectorised over the batch (tiles of
 8 samples in float32, 4 in float64: one SIMD vector), on XLA's intra-op threads.
-
-Three primitives carry it through JAX's transformations:
 
 - `edge_drive_p(x, a, b, edges)`: the drive of a batch of states `x` `(B, N, D)`;
 - `edge_tangent_p(x, a, b, edges, dx, da, db)`: its tangent, linear in `(dx, da, db)`;
@@ -23,25 +21,11 @@ new axis into the batch. Everything else — `vmap` over the parameters or the g
 second derivatives, other backends than CPU — goes through the `_reference_*`
 functions, the same maps written with gathers and scatter-adds in JAX, which are also
 the lowering on GPU and TPU (the library stays device-agnostic; the kernels are a CPU
-fast path).
-
-The library is compiled on first use with the system's C++ compiler (`$CXX`, else
-`c++`/`g++`/`clang++`) against the XLA FFI headers shipped with jaxlib, with
-`-march=native`, and cached in `$HOPKUR_CACHE_DIR` (default `~/.cache/hopkur`) under a
-key of the source, the compiler command, jaxlib's version and the CPU. Set
-`HOPKUR_NATIVE=0` to never use it. [`hopkur.native_kernels`][] reports whether it is
-available and why not.
+fast path). The CPU lowering needs the library loaded (`_library.load()`); it is never
+built here.
 """
 
-import ctypes
 import functools
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -50,11 +34,8 @@ from jax.extend import core as jex_core
 from jax.interpreters import ad, batching, mlir
 from jaxtyping import Array, ArrayLike, Float, Int
 
+from . import _library
 
-_SOURCE = Path(__file__).parent / "csrc" / "edge_kernels.cc"
-_TARGETS = ("HopkurEdgeDrive", "HopkurEdgeTangent", "HopkurEdgeCotangent")
-_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno")
-_COMPILE_TIMEOUT = 600
 
 # h(s) of the interactions phi'(s) = a + b h(s), by class name: the kernels' `mode`
 MODES = {
@@ -63,128 +44,6 @@ MODES = {
     "TanhInteraction": 2,
     "SigmoidInteraction": 3,
 }
-
-
-# ------------------------------------------------------------- building and loading
-
-
-def _cache_dir() -> Path:
-    if "HOPKUR_CACHE_DIR" in os.environ:
-        return Path(os.environ["HOPKUR_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "hopkur"
-
-
-def _cpu_tag() -> str:
-    """What `-march=native` depends on: the CPU model and its feature flags."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        first = text.split("\n\n")[0]
-        keep = [
-            line
-            for line in first.splitlines()
-            if line.split(":")[0].strip() in ("model name", "flags", "Features")
-        ]
-        return "\n".join(keep)
-    except OSError:
-        return platform.processor() + platform.machine()
-
-
-def _compiler() -> str | None:
-    if os.environ.get("CXX"):
-        return os.environ["CXX"]
-    for name in ("c++", "g++", "clang++"):
-        path = shutil.which(name)
-        if path is not None:
-            return path
-    return None
-
-
-def _build() -> Path:
-    """Compiles the kernels (if not cached) and returns the shared library's path."""
-    compiler = _compiler()
-    if compiler is None:
-        raise RuntimeError("no C++ compiler found (set $CXX)")
-    include = jax.ffi.include_dir()
-    command = [compiler, *_FLAGS, "-I", include]
-    key = hashlib.sha256()
-    for part in (
-        _SOURCE.read_bytes(),
-        " ".join(command).encode(),
-        jax.__version__.encode(),
-        _cpu_tag().encode(),
-    ):
-        key.update(part)
-        key.update(b"\0")
-    folder = _cache_dir() / "native"
-    path = folder / f"edge_kernels-{key.hexdigest()[:20]}.so"
-    if path.exists():
-        return path
-    folder.mkdir(parents=True, exist_ok=True)
-    # Compile to a private name, then rename: concurrent builds (test workers) each
-    # finish with a complete file.
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
-    os.close(fd)
-    try:
-        result = subprocess.run(
-            [*command, str(_SOURCE), "-o", tmp],
-            capture_output=True,
-            text=True,
-            timeout=_COMPILE_TIMEOUT,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"compiling {_SOURCE.name} failed ({' '.join(command)}):\n"
-                + result.stderr[-4000:]
-            )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
-@functools.cache
-def _load() -> tuple[bool, str]:
-    if os.environ.get("HOPKUR_NATIVE", "1").strip().lower() in ("0", "false", "no"):
-        return False, "disabled by HOPKUR_NATIVE=0"
-    try:
-        path = _build()
-        library = ctypes.cdll.LoadLibrary(str(path))
-        for name in _TARGETS:
-            capsule = jax.ffi.pycapsule(getattr(library, name))
-            jax.ffi.register_ffi_target(name, capsule, platform="cpu")
-    except Exception as error:  # anything: a missing compiler, headers, a bad build
-        return False, f"{type(error).__name__}: {error}"
-    return True, str(path)
-
-
-def native_kernels() -> tuple[bool, str]:
-    """Whether hopkur's compiled CPU kernels for edge couplings are available
-    (`EdgeCoupling(method="native")`, and `"auto"` on CPU), compiling them on the
-    first call if needed (about half a minute, once per machine: the library is
-    cached).
-
-    **Returns:**
-
-    `(True, path of the compiled library)` or `(False, the reason)`: no C++ compiler,
-    a failed build (the compiler's message), or `HOPKUR_NATIVE=0` in the environment.
-    """
-    return _load()
-
-
-def available() -> bool:
-    return _load()[0]
-
-
-def require(call: str) -> None:
-    ok, reason = _load()
-    if not ok:
-        raise RuntimeError(
-            f"`{call}(method='native')` needs hopkur's compiled CPU kernels, which are "
-            f"not available: {reason}. Use method='auto', 'segment' or 'dense'."
-        )
-
 
 # ------------------------------------------------------------- reference (pure JAX)
 
@@ -296,10 +155,10 @@ for _prim in _REFERENCE:
 
 def _cpu_lowering(target: str):
     def lowering(ctx, *args, **params):
-        ok, reason = _load()
-        if not ok:
+        status = _library.load()
+        if status.state != _library.BUILT:
             raise RuntimeError(
-                f"hopkur's compiled CPU kernels are not available: {reason}"
+                f"hopkur's compiled CPU kernels are not available: {status.detail}"
             )
         attrs = {
             "mode": np.int32(params["mode"]),
@@ -484,22 +343,3 @@ def linear_edge_drive(
     r"""$y_i = \sum_{j\sim i} c_{ij} z_j$ for one state (the linear interaction's drive
     on the states $z$; `c` per edge or shared) with the compiled kernels."""
     return _drive(z, MODES["LinearInteraction"], c, 0.0, edges)
-
-
-def usable(dtype, interaction=None) -> bool:
-    """Whether `method="auto"` evaluates with the kernels: on CPU, when they are
-    available, for float32/float64 states (and a closed-form `interaction`, if
-    given)."""
-    return (
-        supports(interaction, dtype) and jax.default_backend() == "cpu" and available()
-    )
-
-
-def supports(interaction, dtype) -> bool:
-    """Whether the kernels evaluate this interaction (any, if `None`) at this
-    dtype."""
-    closed_form = interaction is None or type(interaction).__name__ in MODES
-    return closed_form and jnp.dtype(dtype) in (
-        jnp.dtype(jnp.float32),
-        jnp.dtype(jnp.float64),
-    )
