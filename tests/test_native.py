@@ -5,6 +5,7 @@ parameters, per-sample gradients (`vmap` of `grad`, including groups of samples)
 second derivatives, `vmap` over parameters — in float64 and float32, through `simulate`,
 and clear errors for what they do not take."""
 
+import itertools
 import json
 import os
 import platform
@@ -22,6 +23,7 @@ import pytest
 
 import hopkur
 from hopkur import _native
+from hopkur._edge_graph import EdgeGraph
 from hopkur._native import _ffi
 
 from .helpers import _interaction, _Rng, tree_allclose
@@ -308,7 +310,8 @@ def test_reference_matches_its_definition(getkey):
     a, b = r.normal(e), r.normal(e)
     xs = jnp.stack([r.sphere(n, d) for _ in range(3)])
     segment = hopkur.EdgeCoupling(edges, hopkur.ReluInteraction(a, b), method="segment")
-    got = _ffi._reference_drive(xs, a, b, edges, mode=1)
+    graph = (edges, *segment.graph.table(n))
+    got = _ffi._reference_drive(xs, a, b, *graph, mode=1)
     assert tree_allclose(got, jax.vmap(segment.drive)(xs), rtol=1e-12, atol=1e-12)
 
 
@@ -330,24 +333,80 @@ def test_kernels_equal_reference_for_every_batch_layout(dtype):
         layouts = [(5, 5), (1, 1), (8, 2), (12, 3), (9, 1)]
     else:
         layouts = [(5, 5), (9, 1), (16, 4)]
-    for batch, groups in layouts:
+    # the compressed rows built once in Python (`EdgeGraph`), and none (the kernel
+    # builds them from the edges, as for a graph only known under `jit`)
+    tables = [EdgeGraph.of(edges).table(n), EdgeGraph(edges).table(n)]
+    assert tables[0][0].shape == (n + 1,) and tables[1][0].shape == (0,)
+    for (batch, groups), table in itertools.product(layouts, tables):
+        graph = (edges, *table)
         x, ct, dx = (
             jnp.asarray(rng.standard_normal((batch, n, d)), dtype) for _ in range(3)
         )
         a, b, da, db = (jnp.asarray(rng.standard_normal(e), dtype) for _ in range(4))
         # every interaction for the first layout, relu for the others
         for mode in range(4) if (batch, groups) == (5, 5) else [1]:
-            got = _ffi.edge_drive_p.bind(x, a, b, edges, mode=mode)
-            want = _ffi._reference_drive(x, a, b, edges, mode=mode)
+            got = _ffi.edge_drive_p.bind(x, a, b, *graph, mode=mode)
+            want = _ffi._reference_drive(x, a, b, *graph, mode=mode)
             assert tree_allclose(got, want, rtol=tol, atol=tol)
-            got = _ffi.edge_tangent_p.bind(x, a, b, edges, dx, da, db, mode=mode)
-            want = _ffi._reference_tangent(x, a, b, edges, dx, da, db, mode=mode)
+            got = _ffi.edge_tangent_p.bind(x, a, b, *graph, dx, da, db, mode=mode)
+            want = _ffi._reference_tangent(x, a, b, *graph, dx, da, db, mode=mode)
             assert tree_allclose(got, want, rtol=tol, atol=tol)
             for params in (True, False):
                 kwargs = dict(mode=mode, groups=groups, params=params)
-                got = tuple(_ffi.edge_cotangent_p.bind(x, a, b, edges, ct, **kwargs))
-                want = _ffi._reference_cotangent(x, a, b, edges, ct, **kwargs)
+                got = tuple(_ffi.edge_cotangent_p.bind(x, a, b, *graph, ct, **kwargs))
+                want = _ffi._reference_cotangent(x, a, b, *graph, ct, **kwargs)
                 assert tree_allclose(got, want, rtol=tol, atol=tol), (batch, groups)
+
+
+@needs_kernels
+def test_graph_table_is_built_once_and_checked(getkey):
+    # The compressed rows are built with the coupling (concrete edges), kept on its
+    # graph operator and passed to every kernel call; a graph known only under `jit`
+    # gets them in `_hoisted` (once per solve). The kernels check a table they are
+    # given: a wrong one is an error, never an out-of-bounds read.
+    r = _Rng(getkey())
+    n, d = 10, 3
+    edges = r.edges(n)
+    e = edges.shape[0]
+    relu = _interaction("relu", r, e)
+    coupling = hopkur.EdgeCoupling(edges, relu, method="native")
+    start, entries = coupling.graph.rows
+    assert start.shape == (n + 1,) and entries.shape == (3, 2 * e)
+    # every edge once in the rows of each endpoint, first-endpoint flags set once
+    rows = np.repeat(np.arange(n), np.diff(np.asarray(start)))
+    pairs = {(int(i), int(j)) for i, j in zip(rows, np.asarray(entries[0]))}
+    assert pairs == {(int(i), int(j)) for i, j in np.asarray(edges)} | {
+        (int(j), int(i)) for i, j in np.asarray(edges)
+    }
+    assert int(np.asarray(entries[2]).sum()) == e
+    # more oscillators than the edges name: the table is padded, not rebuilt
+    x = r.sphere(n + 3, d)
+    segment = hopkur.EdgeCoupling(edges, relu, method="segment")
+    assert tree_allclose(coupling.drive(x), segment.drive(x), rtol=1e-12, atol=1e-12)
+    # traced edges: no table on the coupling; `_hoisted` builds one
+    built = []
+
+    @jax.jit
+    def hoisted_drive(edges, x):
+        c = hopkur.EdgeCoupling(edges, relu, method="native")
+        built.append(c.graph.rows is None)
+        c = c._hoisted(x)
+        built.append(c.graph.rows is not None)
+        return c.drive(x)
+
+    assert tree_allclose(hoisted_drive(edges, x), segment.drive(x), rtol=1e-12)
+    assert built == [True, True]
+    # a damaged table
+    bad = (start.at[3].set(start[5]), entries)
+    x = r.sphere(n, d)[None]
+    with pytest.raises(Exception, match="table"):
+        a = jnp.asarray(relu.a)
+        args = (x, a, jnp.asarray(relu.b), edges.astype(jnp.int32), *bad)
+        jax.block_until_ready(_ffi.edge_drive_p.bind(*args, mode=1))
+    bad = (start, entries.at[0, 0].set(n + 7))
+    with pytest.raises(Exception, match="outside"):
+        args = (x, a, jnp.asarray(relu.b), edges.astype(jnp.int32), *bad)
+        jax.block_until_ready(_ffi.edge_drive_p.bind(*args, mode=1))
 
 
 # ------------------------------------------------------- building, cache, verification

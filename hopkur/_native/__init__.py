@@ -18,6 +18,7 @@ Set `HOPKUR_NATIVE=0` to never use them.
 import jax
 import jax.numpy as jnp
 
+from .._interactions import closed_form
 from . import _library
 from ._ffi import (
     edge_cotangent_p as edge_cotangent_p,
@@ -49,8 +50,8 @@ def _float_dtype(dtype) -> bool:
 def supports(interaction, dtype) -> bool:
     """Whether the kernels evaluate this interaction (any, if `None`) at this
     dtype."""
-    closed_form = interaction is None or type(interaction).__name__ in MODES
-    return closed_form and _float_dtype(dtype)
+    closed = interaction is None or closed_form(interaction) is not None
+    return closed and _float_dtype(dtype)
 
 
 def usable(dtype, interaction=None) -> bool:

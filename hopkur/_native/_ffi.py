@@ -34,16 +34,13 @@ from jax.extend import core as jex_core
 from jax.interpreters import ad, batching, mlir
 from jaxtyping import Array, ArrayLike, Float, Int
 
+from .._interactions import ClosedForm
+from .._sparse import sum_over_edges
 from . import _library
 
 
-# h(s) of the interactions phi'(s) = a + b h(s), by class name: the kernels' `mode`
-MODES = {
-    "LinearInteraction": 0,
-    "ReluInteraction": 1,
-    "TanhInteraction": 2,
-    "SigmoidInteraction": 3,
-}
+# h(s) of the closed forms phi'(s) = a + b h(s) (`ClosedForm.kind`): the kernels' `mode`
+MODES = {"zero": 0, "relu": 1, "tanh": 2, "sigmoid": 3}
 
 # ------------------------------------------------------------- reference (pure JAX)
 
@@ -60,25 +57,33 @@ def _h(mode: int, s):
     raise ValueError(f"unknown interaction mode {mode}")
 
 
-def _reference_drive(x, a, b, edges, *, mode):
-    """`edge_drive_p` by gathers and scatter-adds (any backend and transformation)."""
+def _reference_drive(x, a, b, edges, start, entries, *, mode):
+    """`edge_drive_p` by gathers and segment sums (any backend and transformation;
+    the compressed rows `start`, `entries` are not needed)."""
+    del start, entries
     i, j = edges[:, 0], edges[:, 1]
-    xi, xj = x[:, i], x[:, j]
-    w = (a[None] + b[None] * _h(mode, jnp.sum(xi * xj, axis=-1)))[..., None]
-    return jnp.zeros_like(x).at[:, i].add(w * xj).at[:, j].add(w * xi)
+
+    def one(x):
+        xi, xj = x[i], x[j]
+        w = (a + b * _h(mode, jnp.sum(xi * xj, axis=-1)))[:, None]
+        return sum_over_edges(edges, w * xj, w * xi, x.shape[0])
+
+    return jax.vmap(one)(x)
 
 
-def _reference_tangent(x, a, b, edges, dx, da, db, *, mode):
-    drive = lambda x, a, b: _reference_drive(x, a, b, edges, mode=mode)
+def _reference_tangent(x, a, b, edges, start, entries, dx, da, db, *, mode):
+    drive = lambda x, a, b: _reference_drive(x, a, b, edges, start, entries, mode=mode)
     return jax.jvp(drive, (x, a, b), (dx, da, db))[1]
 
 
-def _reference_cotangent(x, a, b, edges, ct, *, mode, groups, params):
+def _reference_cotangent(x, a, b, edges, start, entries, ct, *, mode, groups, params):
     size, n, d = x.shape
     per = size // groups
 
     def one(x, ct):
-        drive = lambda x, a, b: _reference_drive(x, a, b, edges, mode=mode)
+        drive = lambda x, a, b: _reference_drive(
+            x, a, b, edges, start, entries, mode=mode
+        )
         return jax.vjp(drive, x, a, b)[1](ct)
 
     xs = x.reshape(groups, per, n, d)
@@ -102,22 +107,24 @@ _REFERENCE = {
     edge_cotangent_p: _reference_cotangent,
 }
 # which arguments have the states' shape (B, N, D) and fold a `vmap` axis into B
-_STATE_ARGS = {edge_drive_p: (0,), edge_tangent_p: (0, 4), edge_cotangent_p: (0, 4)}
+_STATE_ARGS = {edge_drive_p: (0,), edge_tangent_p: (0, 6), edge_cotangent_p: (0, 6)}
+# the graph's arguments: the edges and their compressed rows (integers)
+_GRAPH_ARGS = (3, 4, 5)
 
 
-def _drive_abstract(x, a, b, edges, *, mode):
-    del a, b, edges, mode
+def _drive_abstract(x, a, b, edges, start, entries, *, mode):
+    del a, b, edges, start, entries, mode
     return jax.core.ShapedArray(x.shape, x.dtype)
 
 
-def _tangent_abstract(x, a, b, edges, dx, da, db, *, mode):
-    del a, b, edges, dx, da, db, mode
+def _tangent_abstract(x, a, b, edges, start, entries, dx, da, db, *, mode):
+    del a, b, edges, start, entries, dx, da, db, mode
     return jax.core.ShapedArray(x.shape, x.dtype)
 
 
-def _cotangent_abstract(x, a, b, edges, ct, *, mode, groups, params):
+def _cotangent_abstract(x, a, b, edges, start, entries, ct, *, mode, groups, params):
     # the parameters' cotangents are (groups, E); (groups, 0) when not wanted
-    del b, ct, mode
+    del b, start, entries, ct, mode
     e = edges.shape[0] if params else 0
     return (
         jax.core.ShapedArray(x.shape, x.dtype),
@@ -189,29 +196,26 @@ def _instantiate(t, like):
 
 
 def _drive_jvp(primals, tangents, *, mode):
-    x, a, b, edges = primals
-    dx, da, db, _ = tangents
-    out = edge_drive_p.bind(x, a, b, edges, mode=mode)
+    x, a, b, *graph = primals
+    dx, da, db = tangents[:3]
+    out = edge_drive_p.bind(x, a, b, *graph, mode=mode)
     if all(type(t) is ad.Zero for t in (dx, da, db)):
         return out, ad.Zero.from_primal_value(out)
     dx, da, db = (_instantiate(t, p) for t, p in zip((dx, da, db), (x, a, b)))
-    return out, edge_tangent_p.bind(x, a, b, edges, dx, da, db, mode=mode)
+    return out, edge_tangent_p.bind(x, a, b, *graph, dx, da, db, mode=mode)
 
 
-def _tangent_transpose(ct, x, a, b, edges, dx, da, db, *, mode):
-    if any(ad.is_undefined_primal(p) for p in (x, a, b, edges)):
+def _tangent_transpose(ct, x, a, b, edges, start, entries, dx, da, db, *, mode):
+    if any(ad.is_undefined_primal(p) for p in (x, a, b, edges, start, entries)):
         raise NotImplementedError("the edge tangent is linear in (dx, da, db) only")
     if type(ct) is ad.Zero:
-        return [None] * 7
+        return [None] * 9
     wants_params = ad.is_undefined_primal(da) or ad.is_undefined_primal(db)
     xbar, abar, bbar = edge_cotangent_p.bind(
-        x, a, b, edges, ct, mode=mode, groups=1, params=wants_params
+        x, a, b, edges, start, entries, ct, mode=mode, groups=1, params=wants_params
     )
     return [
-        None,
-        None,
-        None,
-        None,
+        *[None] * 6,
         xbar if ad.is_undefined_primal(dx) else None,
         abar[0] if ad.is_undefined_primal(da) else None,
         bbar[0] if ad.is_undefined_primal(db) else None,
@@ -221,18 +225,18 @@ def _tangent_transpose(ct, x, a, b, edges, dx, da, db, *, mode):
 def _reference_jvp(prim):
     # Second and higher derivatives: the reference written in JAX (exact, not fast).
     def jvp(primals, tangents, **params):
-        edges_at = 3
-        edges = primals[edges_at]
-        rest = [p for k, p in enumerate(primals) if k != edges_at]
+        graph = [primals[k] for k in _GRAPH_ARGS]
+        rest = [p for k, p in enumerate(primals) if k not in _GRAPH_ARGS]
         rest_t = [
             _instantiate(t, p)
             for k, (t, p) in enumerate(zip(tangents, primals))
-            if k != edges_at
+            if k not in _GRAPH_ARGS
         ]
 
         def fun(*rest):
             args = list(rest)
-            args.insert(edges_at, edges)
+            for k, g in zip(_GRAPH_ARGS, graph):
+                args.insert(k, g)
             return _REFERENCE[prim](*args, **params)
 
         out, t_out = jax.jvp(fun, tuple(rest), tuple(rest_t))
@@ -243,11 +247,14 @@ def _reference_jvp(prim):
     return jvp
 
 
-def _cotangent_transpose(cts, x, a, b, edges, ct, *, mode, groups, params):
+def _cotangent_transpose(
+    cts, x, a, b, edges, start, entries, ct, *, mode, groups, params
+):
     # The cotangent is linear in `ct`; its transpose (rarely needed: transposing a
     # VJP) through the reference.
+    graph = (edges, start, entries)
     if not ad.is_undefined_primal(ct) or any(
-        ad.is_undefined_primal(p) for p in (x, a, b, edges)
+        ad.is_undefined_primal(p) for p in (x, a, b, *graph)
     ):
         raise NotImplementedError("the edge cotangent is linear in `ct` only")
     cts = [
@@ -255,15 +262,15 @@ def _cotangent_transpose(cts, x, a, b, edges, ct, *, mode, groups, params):
         for c, s in zip(
             cts,
             _cotangent_abstract(
-                x, a, b, edges, ct.aval, mode=mode, groups=groups, params=params
+                x, a, b, *graph, ct.aval, mode=mode, groups=groups, params=params
             ),
         )
     ]
     fun = lambda ct: _reference_cotangent(
-        x, a, b, edges, ct, mode=mode, groups=groups, params=params
+        x, a, b, *graph, ct, mode=mode, groups=groups, params=params
     )
     (ct_bar,) = jax.linear_transpose(fun, ct.aval)(tuple(cts))
-    return [None, None, None, None, ct_bar]
+    return [*[None] * 6, ct_bar]
 
 
 ad.primitive_jvps[edge_drive_p] = _drive_jvp
@@ -317,29 +324,31 @@ for _prim in _REFERENCE:
 # ------------------------------------------------------------------------- entry
 
 
-def _drive(x, mode: int, a, b, edges):
+def _drive(x, mode: int, a, b, edges, table):
     # one state through `edge_drive_p`: the coefficients as (E,) arrays of the states'
-    # dtype (shared ones broadcast), the edges as int32
+    # dtype (shared ones broadcast), the edges as int32, `table` the compressed rows
+    # `(start, entries)` (empty: the kernel builds them)
     shape = edges.shape[:1]
     a = jnp.broadcast_to(jnp.asarray(a).astype(x.dtype), shape)
     b = jnp.broadcast_to(jnp.asarray(b).astype(x.dtype), shape)
-    return edge_drive_p.bind(x[None], a, b, edges.astype(jnp.int32), mode=mode)[0]
+    graph = (edges.astype(jnp.int32), *table)
+    return edge_drive_p.bind(x[None], a, b, *graph, mode=mode)[0]
 
 
 def native_edge_drive(
-    x: Float[Array, "n d"], interaction, edges: Int[Array, "e 2"]
+    x: Float[Array, "n d"], form: ClosedForm, edges: Int[Array, "e 2"], table
 ) -> Float[Array, "n d"]:
     r"""$d_i = \sum_{j\sim i}\varphi'_{ij}(x_i\cdot x_j)\,x_j$ for one state (batches
-    come from `vmap`) with the compiled kernels."""
-    name = type(interaction).__name__
-    if name == "LinearInteraction":
-        return linear_edge_drive(x, interaction.k, edges)
-    return _drive(x, MODES[name], interaction.a, interaction.b, edges)
+    come from `vmap`) with the compiled kernels, $\varphi$ a closed form; `table` the
+    graph's compressed rows (`EdgeGraph.table`)."""
+    if form.kind == "zero":
+        return linear_edge_drive(x, form.a, edges, table)
+    return _drive(x, MODES[form.kind], form.a, form.b, edges, table)
 
 
 def linear_edge_drive(
-    z: Float[Array, "n d"], c: Float[ArrayLike, "*e"], edges: Int[Array, "e 2"]
+    z: Float[Array, "n d"], c: Float[ArrayLike, "*e"], edges: Int[Array, "e 2"], table
 ) -> Float[Array, "n d"]:
     r"""$y_i = \sum_{j\sim i} c_{ij} z_j$ for one state (the linear interaction's drive
     on the states $z$; `c` per edge or shared) with the compiled kernels."""
-    return _drive(z, MODES["LinearInteraction"], c, 0.0, edges)
+    return _drive(z, MODES["zero"], c, 0.0, edges, table)
