@@ -9,7 +9,6 @@ compiled as a side effect of running a model.
 """
 
 import argparse
-import sys
 
 from ._common import HelpFormatter, UsageError
 
@@ -69,5 +68,6 @@ def run(args: argparse.Namespace) -> int:
         status = _library.inspect()
         print(f"hopkur kernels: {status.detail}")
         return 0 if status.state == _library.BUILT else 1
-    print("usage: hopkur kernels {build,status}", file=sys.stderr)
-    return 2
+    raise UsageError(
+        "choose an action: `hopkur kernels build` or `hopkur kernels status`"
+    )
