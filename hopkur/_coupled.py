@@ -21,20 +21,18 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from . import _native
 from ._custom_types import Args, RealScalarLike, Scalar
+from ._edge_graph import EdgeGraph
 from ._hopfield import AbstractHopfield, activation, energy_from_drive
 from ._kuramoto import _check_state, _omega_times, Kuramoto, kuramoto_energy
 from ._misc import check_edges, check_finite, check_shape, is_concrete
 from ._sparse import (
-    adjacency,
     check_method,
-    choose_dense,
     coupling_drives,
     coupling_energy,
-    dense_symmetric,
     DENSE_THRESHOLD,
     METHODS,
     prescattered,
@@ -97,19 +95,6 @@ class AbstractHopfieldKuramotoCoupling(eqx.Module):
         # better.
         return self
 
-    def _dense_coefficients(self, w_s):
-        # the hoisted dense coefficient matrix C, or None to build it per evaluation
-        return None
-
-
-def _optional_array(value):
-    return None if value is None else jnp.asarray(value)
-
-
-def _edge_dense(method, edges, n):
-    # the energy's evaluation (and the drives' without the compiled kernels)
-    return choose_dense(method, edges.shape[0], n, DENSE_THRESHOLD)
-
 
 def _edge_native(method, dtype) -> bool:
     # the drives' evaluation by the compiled CPU kernels: y = C (g o X) is the drive of
@@ -120,51 +105,69 @@ def _edge_native(method, dtype) -> bool:
     return method == "auto" and _native.usable(dtype)
 
 
-def _edge_drives(edges, c, g, x, method="auto", cm=None):
+def _edge_dense(graph: EdgeGraph, method: str, n: int) -> bool:
+    # the energy's evaluation (and the drives' without the compiled kernels)
+    return graph.is_dense(method, n, DENSE_THRESHOLD)
+
+
+def _edge_drives(graph: EdgeGraph, c, g, x, method="auto", cm=None):
     # `cm`: the dense coefficient matrix if hoisted out of the solve (`_hoisted`)
     n = x.shape[0]
     if _edge_native(method, x.dtype):
-        y = _native.linear_edge_drive(g[:, None] * x, c, edges)
+        y = graph.kernel_linear(g[:, None] * x, c)
         return row_dot(x, y), g[:, None] * y
-    if _edge_dense(method, edges, n):
+    if _edge_dense(graph, method, n):
         if cm is None:
-            cm = dense_symmetric(c, edges, n)
+            cm = graph.dense(c, n)
         return coupling_drives(g, x, cm)
-    i, j = edges[:, 0], edges[:, 1]
-    xi, xj = x[i], x[j]
-    s = jnp.sum(xi * xj, axis=-1)
-    seg = lambda values, index: jax.ops.segment_sum(values, index, num_segments=n)
+    i, j = graph.edges[:, 0], graph.edges[:, 1]
+    xi, xj, s = graph.overlaps(x)
     cs = c * s
-    v = seg(cs * g[j], i) + seg(cs * g[i], j)
+    v = graph.sum_over_edges(cs * g[j], cs * g[i], n)
     cgg = (c * g[i] * g[j])[:, None]
-    u = seg(cgg * xj, i) + seg(cgg * xi, j)
+    u = graph.sum_over_edges(cgg * xj, cgg * xi, n)
     return v, u
 
 
-def _edge_energy(edges, c, g, x, method="auto", cm=None):
+def _edge_energy(graph: EdgeGraph, c, g, x, method="auto", cm=None):
     n = x.shape[0]
-    if _edge_dense(method, edges, n):
+    if _edge_dense(graph, method, n):
         if cm is None:
-            cm = dense_symmetric(c, edges, n)
+            cm = graph.dense(c, n)
         return coupling_energy(g, x, cm)
-    i, j = edges[:, 0], edges[:, 1]
-    s = jnp.sum(x[i] * x[j], axis=-1)
+    i, j = graph.edges[:, 0], graph.edges[:, 1]
+    _, _, s = graph.overlaps(x)
     return jnp.sum(c * s * g[i] * g[j])
 
 
-def _edge_matrix(edges, c, n, dtype):
-    m = jnp.zeros((n, n), dtype=dtype)
-    m = m.at[edges[:, 0], edges[:, 1]].set(c)
-    return m.at[edges[:, 1], edges[:, 0]].set(c)
+def _hoisted_graph(graph: EdgeGraph, method: str, x, dense):
+    # the graph for a solve from oscillator states like `x`: the kernels' table, or
+    # `dense()` (the dense coefficients or mask, without gradient) kept on it
+    n = x.shape[0]
+    if _edge_native(method, x.dtype):
+        return graph.hoist(n, rows=True)
+    if _edge_dense(graph, method, n):
+        return graph.hoist(n, lax.stop_gradient(dense()), rows=False)
+    return graph
 
 
 class NetworkCoupling(AbstractHopfieldKuramotoCoupling):
     r"""Free coefficients $c_e$, one per coupling edge (the *network* variant, trained
     with everything else)."""
 
-    edges: Int[Array, "e 2"] = eqx.field(converter=jnp.asarray)
+    graph: EdgeGraph
     weights: Float[Array, " e"] = eqx.field(converter=jnp.asarray)
-    method: str = eqx.field(static=True, default="auto")
+    method: str = eqx.field(static=True)
+
+    def __init__(self, edges: ArrayLike, weights: ArrayLike, method: str = "auto"):
+        self.graph = EdgeGraph.of(edges)
+        self.weights = jnp.asarray(weights)
+        self.method = method
+
+    @property
+    def edges(self) -> Int[Array, "e 2"]:
+        """The coupling graph `(E, 2)`."""
+        return self.graph.edges
 
     def __check_init__(self):
         check_edges("NetworkCoupling", self.edges, None)
@@ -172,34 +175,28 @@ class NetworkCoupling(AbstractHopfieldKuramotoCoupling):
         check_shape("NetworkCoupling", "weights", self.weights, (self.edges.shape[0],))
         check_finite("NetworkCoupling", "weights", self.weights)
 
+    def _dense_coefficients(self):
+        # the hoisted dense coefficient matrix C (tied to the per-edge weights), or
+        # None to build it per evaluation
+        if self.graph.hoisted is None:
+            return None
+        return prescattered(self.weights, self.graph.hoisted, self.edges)
+
     def drives(self, g, x, w_s):
-        cm = self._dense_coefficients(w_s)
-        return _edge_drives(self.edges, self.weights, g, x, self.method, cm)
+        cm = self._dense_coefficients()
+        return _edge_drives(self.graph, self.weights, g, x, self.method, cm)
 
     def energy(self, g, x, w_s):
-        cm = self._dense_coefficients(w_s)
-        return _edge_energy(self.edges, self.weights, g, x, self.method, cm)
+        cm = self._dense_coefficients()
+        return _edge_energy(self.graph, self.weights, g, x, self.method, cm)
 
     def _hoisted(self, x):
-        n = x.shape[0]
-        if _edge_native(self.method, x.dtype) or not _edge_dense(
-            self.method, self.edges, n
-        ):
-            return self
-        dense = lax.stop_gradient(dense_symmetric(self.weights, self.edges, n))
-        return _HoistedNetworkCoupling(self.edges, self.weights, self.method, dense)
+        dense = lambda: self.graph.dense(self.weights, x.shape[0])
+        graph = _hoisted_graph(self.graph, self.method, x, dense)
+        return eqx.tree_at(lambda c: c.graph, self, graph)
 
     def coefficients(self, w_s):
-        return _edge_matrix(self.edges, self.weights, w_s.shape[0], w_s.dtype)
-
-
-class _HoistedNetworkCoupling(NetworkCoupling):
-    # `NetworkCoupling._hoisted`: the coefficient matrix scattered once, without
-    # gradient (`prescattered` ties it back to the per-edge weights)
-    dense: Array | None = None
-
-    def _dense_coefficients(self, w_s):
-        return prescattered(self.weights, self.dense, self.edges)
+        return self.graph.dense(self.weights.astype(w_s.dtype), w_s.shape[0])
 
 
 NetworkCoupling.__init__.__doc__ = """**Arguments:**
@@ -225,8 +222,20 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
     """
 
     alpha: Float[Array, ""] = eqx.field(converter=jnp.asarray)
-    edges: Int[Array, "e 2"] | None = eqx.field(default=None, converter=_optional_array)
-    method: str = eqx.field(static=True, default="auto")
+    graph: EdgeGraph | None
+    method: str = eqx.field(static=True)
+
+    def __init__(
+        self, alpha: ArrayLike, edges: ArrayLike | None = None, method: str = "auto"
+    ):
+        self.alpha = jnp.asarray(alpha)
+        self.graph = None if edges is None else EdgeGraph.of(edges)
+        self.method = method
+
+    @property
+    def edges(self) -> Int[Array, "e 2"] | None:
+        """The coupling graph `(E, 2)`, or `None` (all-to-all)."""
+        return None if self.graph is None else self.graph.edges
 
     def __check_init__(self):
         check_shape("AdditiveCoupling", "alpha", self.alpha, ())
@@ -239,11 +248,17 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
     def is_low_rank(self):
         return self.edges is None
 
+    def _dense_coefficients(self):
+        # C = alpha M with the adjacency M hoisted, or None
+        if self.graph is None or self.graph.hoisted is None:
+            return None
+        return self.alpha * self.graph.hoisted
+
     def drives(self, g, x, w_s):
-        if self.edges is not None:
-            c = jnp.broadcast_to(self.alpha, self.edges.shape[:1])
-            cm = self._dense_coefficients(w_s)
-            return _edge_drives(self.edges, c, g, x, self.method, cm)
+        if self.graph is not None:
+            c = jnp.broadcast_to(self.alpha, self.graph.edges.shape[:1])
+            cm = self._dense_coefficients()
+            return _edge_drives(self.graph, c, g, x, self.method, cm)
         norms = jnp.sum(x * x, axis=-1)
         m = x.T @ g  # (D,) = X^T g
         v = self.alpha * (x @ m - norms * g)
@@ -251,10 +266,10 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
         return v, u
 
     def energy(self, g, x, w_s):
-        if self.edges is not None:
-            c = jnp.broadcast_to(self.alpha, self.edges.shape[:1])
-            cm = self._dense_coefficients(w_s)
-            return _edge_energy(self.edges, c, g, x, self.method, cm)
+        if self.graph is not None:
+            c = jnp.broadcast_to(self.alpha, self.graph.edges.shape[:1])
+            cm = self._dense_coefficients()
+            return _edge_energy(self.graph, c, g, x, self.method, cm)
         m = x.T @ g
         return (
             0.5
@@ -264,37 +279,27 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
 
     def coefficients(self, w_s):
         n = w_s.shape[0]
-        if self.edges is None:
+        if self.graph is None:
             return self.alpha * (
                 jnp.ones((n, n), w_s.dtype) - jnp.eye(n, dtype=w_s.dtype)
             )
-        c = jnp.broadcast_to(self.alpha, self.edges.shape[:1]).astype(w_s.dtype)
-        return _edge_matrix(self.edges, c, n, w_s.dtype)
+        c = jnp.broadcast_to(self.alpha, self.graph.edges.shape[:1]).astype(w_s.dtype)
+        return self.graph.dense(c, n)
 
     def _hoisted(self, x):
-        return _with_hoisted_mask(self, x, _HoistedAdditiveCoupling)
+        return _with_hoisted_mask(self, x)
 
 
-def _with_hoisted_mask(coupling, x, hoisted_class):
-    # `coupling` (additive or multiplicative) as `hoisted_class`, with the adjacency
-    # matrix of its graph formed once, if the graph is evaluated densely
-    edges = coupling.edges
-    if (
-        edges is None
-        or _edge_native(coupling.method, x.dtype)
-        or not _edge_dense(coupling.method, edges, x.shape[0])
-    ):
+def _with_hoisted_mask(coupling, x):
+    # `coupling` (additive or multiplicative) with the adjacency matrix of its graph
+    # formed once (if the graph is evaluated densely) or the kernels' table built
+    graph = coupling.graph
+    if graph is None:
         return coupling
-    mask = adjacency(edges, x.shape[0], jnp.result_type(coupling.alpha))
-    return hoisted_class(coupling.alpha, edges, coupling.method, mask)
-
-
-class _HoistedAdditiveCoupling(AdditiveCoupling):
-    # `AdditiveCoupling._hoisted`: C = alpha M with the adjacency M formed once
-    mask: Array | None = None
-
-    def _dense_coefficients(self, w_s):
-        return self.alpha * self.mask
+    dtype = jnp.result_type(coupling.alpha)
+    mask = lambda: graph.adjacency(x.shape[0], dtype)
+    graph = _hoisted_graph(graph, coupling.method, x, mask)
+    return eqx.tree_at(lambda c: c.graph, coupling, graph)
 
 
 AdditiveCoupling.__init__.__doc__ = """**Arguments:**
@@ -317,8 +322,20 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
 
     needs_hopfield_weights: ClassVar[bool] = True
     alpha: Float[Array, ""] = eqx.field(converter=jnp.asarray)
-    edges: Int[Array, "e 2"] | None = eqx.field(default=None, converter=_optional_array)
-    method: str = eqx.field(static=True, default="auto")
+    graph: EdgeGraph | None
+    method: str = eqx.field(static=True)
+
+    def __init__(
+        self, alpha: ArrayLike, edges: ArrayLike | None = None, method: str = "auto"
+    ):
+        self.alpha = jnp.asarray(alpha)
+        self.graph = None if edges is None else EdgeGraph.of(edges)
+        self.method = method
+
+    @property
+    def edges(self) -> Int[Array, "e 2"] | None:
+        """The coupling graph `(E, 2)`, or `None` (all-to-all)."""
+        return None if self.graph is None else self.graph.edges
 
     def __check_init__(self):
         check_shape("MultiplicativeCoupling", "alpha", self.alpha, ())
@@ -328,13 +345,22 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
             check_edges("MultiplicativeCoupling", self.edges, None)
 
     def _edge_coefficients(self, w_s):
-        return self.alpha * w_s[self.edges[:, 0], self.edges[:, 1]]
+        assert self.graph is not None
+        edges = self.graph.edges
+        return self.alpha * w_s[edges[:, 0], edges[:, 1]]
+
+    def _dense_coefficients(self, w_s):
+        # C = alpha M o W_s with the adjacency M hoisted (W_s is symmetric: this is
+        # the scatter of alpha (W_s)_ij to (i, j), (j, i)), or None
+        if self.graph is None or self.graph.hoisted is None:
+            return None
+        return self.alpha * self.graph.hoisted * w_s
 
     def drives(self, g, x, w_s):
-        if self.edges is not None:
+        if self.graph is not None:
             c = self._edge_coefficients(w_s)
             cm = self._dense_coefficients(w_s)
-            return _edge_drives(self.edges, c, g, x, self.method, cm)
+            return _edge_drives(self.graph, c, g, x, self.method, cm)
         gx = g[:, None] * x
         z = w_s @ gx
         diag = jnp.diag(w_s)
@@ -343,10 +369,10 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
         return v, u
 
     def energy(self, g, x, w_s):
-        if self.edges is not None:
+        if self.graph is not None:
             c = self._edge_coefficients(w_s)
             cm = self._dense_coefficients(w_s)
-            return _edge_energy(self.edges, c, g, x, self.method, cm)
+            return _edge_energy(self.graph, c, g, x, self.method, cm)
         gx = g[:, None] * x
         total = jnp.sum(gx * (w_s @ gx)) - jnp.sum(
             jnp.diag(w_s) * jnp.sum(gx * gx, axis=-1)
@@ -355,21 +381,12 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
 
     def coefficients(self, w_s):
         n = w_s.shape[0]
-        if self.edges is None:
+        if self.graph is None:
             return self.alpha * (w_s - jnp.diag(jnp.diag(w_s)))
-        return _edge_matrix(self.edges, self._edge_coefficients(w_s), n, w_s.dtype)
+        return self.graph.dense(self._edge_coefficients(w_s).astype(w_s.dtype), n)
 
     def _hoisted(self, x):
-        return _with_hoisted_mask(self, x, _HoistedMultiplicativeCoupling)
-
-
-class _HoistedMultiplicativeCoupling(MultiplicativeCoupling):
-    # `MultiplicativeCoupling._hoisted`: C = alpha M o W_s with the adjacency M formed
-    # once (W_s is symmetric: this is the scatter of alpha (W_s)_ij to (i, j), (j, i))
-    mask: Array | None = None
-
-    def _dense_coefficients(self, w_s):
-        return self.alpha * self.mask * w_s
+        return _with_hoisted_mask(self, x)
 
 
 MultiplicativeCoupling.__init__.__doc__ = """**Arguments:**

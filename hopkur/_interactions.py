@@ -10,7 +10,7 @@ synchronises).
 
 import abc
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -51,17 +51,90 @@ class AbstractInteraction(eqx.Module):
         _, ds = jax.jvp(self.potential, (s,), (jnp.ones_like(s),))
         return ds
 
+    #: The names of the fields that may hold per-edge parameters (shape `(E,)`), or
+    #: `None`: every one-dimensional array leaf may (set by interactions whose other
+    #: arrays can be one-dimensional too, as an MLP's).
+    per_edge_fields: ClassVar[tuple[str, ...] | None] = None
+
     def num_edges(self) -> int | None:
         """The number of edges the parameters are shaped for (`None` if all scalar)."""
+        if self.per_edge_fields is None:
+            tree = self
+        else:
+            tree = [getattr(self, name) for name in self.per_edge_fields]
         sizes = {
             jnp.shape(leaf)[0]
-            for leaf in jax.tree_util.tree_leaves(eqx.filter(self, eqx.is_array))
+            for leaf in jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_array))
             if jnp.ndim(leaf) == 1
         }
         return sizes.pop() if len(sizes) == 1 else None
 
 
-class LinearInteraction(AbstractInteraction):
+# h(s) and its antiderivative H(s) of the closed forms phi(s) = a s + b H(s)
+_KINDS: dict[str, tuple[Callable, Callable]] = {
+    "zero": (jnp.zeros_like, jnp.zeros_like),
+    "relu": (jax.nn.relu, lambda s: 0.5 * jax.nn.relu(s) ** 2),
+    # |s| <= 1 on the spheres, so log(cosh(s)) cannot overflow here.
+    "tanh": (jnp.tanh, lambda s: jnp.log(jnp.cosh(s))),
+    "sigmoid": (jax.nn.sigmoid, jax.nn.softplus),
+}
+
+
+class ClosedForm(AbstractInteraction):
+    r"""The closed form $\varphi(s) = a s + b H(s)$, $\varphi'(s) = a + b h(s)$ of
+    an interaction, with $h$ one of `"zero"` ($h = H = 0$: linear), `"relu"`
+    ($H = \tfrac12\operatorname{relu}^2$), `"tanh"` ($H = \log\cosh$) or
+    `"sigmoid"` ($H = \operatorname{softplus}$); `a` and `b` scalars, per edge
+    `(E,)`, or any shape the overlaps have (the dense formulation scatters them into
+    $N\times N$ matrices). What the fast paths (compiled kernels, dense-masked
+    formulation) evaluate; private."""
+
+    a: Array
+    b: Array
+    kind: str = eqx.field(static=True)
+
+    def __check_init__(self):
+        if self.kind not in _KINDS:
+            raise ValueError(
+                f"`ClosedForm(kind=...)` must be one of {sorted(_KINDS)}; got "
+                f"{self.kind!r}."
+            )
+
+    def potential(self, s):
+        if self.kind == "zero":
+            return self.a * s
+        return self.a * s + self.b * _KINDS[self.kind][1](s)
+
+    def derivative(self, s):
+        if self.kind == "zero":
+            return jnp.broadcast_to(self.a, jnp.shape(s)).astype(jnp.result_type(s))
+        return self.a + self.b * _KINDS[self.kind][0](s)
+
+
+class AbstractClosedFormInteraction(AbstractInteraction):
+    r"""An interaction $\varphi'(s) = a + b\,h(s)$ with $h$ one of the closed forms
+    of `ClosedForm`: the capability that the fast paths (compiled kernels, the dense
+    formulation at low density) look for. Subclasses (also users' subclasses of the
+    built-in ones) keep them."""
+
+    @abc.abstractmethod
+    def closed_form(self) -> ClosedForm:
+        """The interaction as `ClosedForm(a, b, kind)`, with the interaction's own
+        parameter arrays (so that derivatives reach them)."""
+
+
+def closed_form(interaction: AbstractInteraction) -> ClosedForm | None:
+    """The closed form of an interaction that declares one
+    (`AbstractClosedFormInteraction`), else `None` (learned interactions: MLP, user
+    functions)."""
+    if isinstance(interaction, ClosedForm):
+        return interaction
+    if isinstance(interaction, AbstractClosedFormInteraction):
+        return interaction.closed_form()
+    return None
+
+
+class LinearInteraction(AbstractClosedFormInteraction):
     r"""$\varphi(s) = K s$, $\varphi'(s) = K$: the classical Kuramoto coupling."""
 
     k: Float[Array, "*e"] = eqx.field(converter=_param)
@@ -75,6 +148,9 @@ class LinearInteraction(AbstractInteraction):
     def derivative(self, s):
         return jnp.broadcast_to(self.k, jnp.shape(s)).astype(jnp.result_type(s))
 
+    def closed_form(self):
+        return ClosedForm(self.k, jnp.zeros((), jnp.result_type(self.k)), "zero")
+
 
 LinearInteraction.__init__.__doc__ = """**Arguments:**
 
@@ -82,7 +158,7 @@ LinearInteraction.__init__.__doc__ = """**Arguments:**
 """
 
 
-class ReluInteraction(AbstractInteraction):
+class ReluInteraction(AbstractClosedFormInteraction):
     r"""$\varphi(s) = A s + \tfrac12 B \operatorname{relu}(s)^2$,
     $\varphi'(s) = A + B \operatorname{relu}(s)$."""
 
@@ -99,8 +175,11 @@ class ReluInteraction(AbstractInteraction):
     def derivative(self, s):
         return self.a + self.b * jax.nn.relu(s)
 
+    def closed_form(self):
+        return ClosedForm(self.a, self.b, "relu")
 
-class TanhInteraction(AbstractInteraction):
+
+class TanhInteraction(AbstractClosedFormInteraction):
     r"""$\varphi(s) = A s + B \log\cosh s$, $\varphi'(s) = A + B \tanh s$."""
 
     a: Float[Array, "*e"] = eqx.field(converter=_param)
@@ -116,8 +195,11 @@ class TanhInteraction(AbstractInteraction):
     def derivative(self, s):
         return self.a + self.b * jnp.tanh(s)
 
+    def closed_form(self):
+        return ClosedForm(self.a, self.b, "tanh")
 
-class SigmoidInteraction(AbstractInteraction):
+
+class SigmoidInteraction(AbstractClosedFormInteraction):
     r"""$\varphi(s) = A s + B \operatorname{softplus}(s)$,
     $\varphi'(s) = A + B \sigma(s)$."""
 
@@ -133,6 +215,9 @@ class SigmoidInteraction(AbstractInteraction):
     def derivative(self, s):
         return self.a + self.b * jax.nn.sigmoid(s)
 
+    def closed_form(self):
+        return ClosedForm(self.a, self.b, "sigmoid")
+
 
 for _cls in (ReluInteraction, TanhInteraction, SigmoidInteraction):
     _cls.__init__.__doc__ = """**Arguments:**
@@ -147,6 +232,7 @@ class MLPInteraction(AbstractInteraction):
     all edges, optionally scaled per edge, $\varphi_e(s) = w_e\, m(s)$.
     $\varphi'$ comes from autodiff."""
 
+    per_edge_fields: ClassVar[tuple[str, ...] | None] = ("scale",)
     mlp: eqx.nn.MLP
     scale: Float[Array, "*e"] = eqx.field(converter=_param)
 

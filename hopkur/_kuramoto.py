@@ -20,13 +20,12 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from . import _native
 from ._custom_types import Args, RealScalarLike, Scalar
-from ._interactions import AbstractInteraction
+from ._edge_graph import EdgeGraph
+from ._interactions import AbstractInteraction, closed_form
 from ._misc import check_edges, check_finite, check_shape, is_concrete, tolerance
 from ._sparse import (
     check_method,
-    choose_dense,
     chunk_size,
-    CLOSED_FORM,
     dense_edge_parts,
     DENSE_THRESHOLD,
     DENSE_THRESHOLD_LEARNED,
@@ -187,30 +186,50 @@ class EdgeCoupling(AbstractOscillatorCoupling):
       $d = (\varphi'(G)\circ M) X$: $O(N^2 D)$ work in matrix products. Under `vmap`
       it runs sample by sample (in small chunks), so that no `(batch, N, N)` array is
       formed; its derivatives do the same.
-    - `"native"`: compiled CPU kernels (C++, built on first use; see
-      [`hopkur.native_kernels`][]) that sum over each node's own neighbour list,
-      vectorised over the batch: $O(E D)$ work without scatter-adds or $N\times N$
-      arrays, with compiled tangent and transposed (reverse-mode) kernels. For the
-      closed-form interactions (linear, relu, tanh, sigmoid) and float32/float64
-      states. Batches come from `vmap` (a single state fills one lane of 8, so
-      batches are where it pays). On other backends than CPU, and for second
-      derivatives, it is evaluated as `"segment"`.
+    - `"native"`: compiled CPU kernels (C++, built once per machine by
+      `hopkur kernels build`; see [`hopkur.native_kernels`][]) that sum over each
+      node's own neighbour list (the graph's compressed rows, built once with the
+      coupling), vectorised over the batch: $O(E D)$ work without scatter-adds or
+      $N\times N$ arrays, with compiled tangent and transposed (reverse-mode)
+      kernels. For the closed-form interactions (linear, relu, tanh, sigmoid, and
+      their subclasses) and float32/float64 states. Batches come from `vmap` (a
+      single state fills one lane of 8, so batches are where it pays). On other
+      backends than CPU, and for second derivatives, it is evaluated as
+      `"segment"`.
     - `"auto"` (default): `"native"` on CPU for the closed-form interactions when the
-      kernels are available; otherwise `"dense"` when the graph's density
-      $2E/(N(N-1))$ is at least `hopkur._sparse.DENSE_THRESHOLD` (0.02) for the
-      closed-form interactions, or `DENSE_THRESHOLD_LEARNED` (0.5) for learned ones
-      (MLP, user functions, evaluated on all $N^2$ pairs in the dense form), and
-      $N \le 8192$; `"segment"` otherwise. The crossovers were measured (see the
-      benchmarks); [`hopkur.EdgeCoupling.evaluation_method`][] tells which is used.
+      kernels are built (nothing is compiled here); otherwise `"dense"` when the
+      graph's density $2E/(N(N-1))$ is at least `hopkur._sparse.DENSE_THRESHOLD`
+      (0.02) for the closed-form interactions, or `DENSE_THRESHOLD_LEARNED` (0.5)
+      for learned ones (MLP, user functions, evaluated on all $N^2$ pairs in the
+      dense form), and $N \le 8192$; `"segment"` otherwise. The crossovers were
+      measured (see the benchmarks); [`hopkur.EdgeCoupling.evaluation_method`][]
+      tells which is used.
 
     The energy $E_{int}$ is evaluated `"dense"` or `"segment"` by the same density
     rule (it needs no scatter-add); `"native"` concerns the drive.
     """
 
-    edges: Int[Array, "e 2"] = eqx.field(converter=jnp.asarray)
+    graph: EdgeGraph
     interaction: AbstractInteraction
-    n: int | None = eqx.field(static=True, default=None)
-    method: str = eqx.field(static=True, default="auto")
+    n: int | None = eqx.field(static=True)
+    method: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        edges: ArrayLike,
+        interaction: AbstractInteraction,
+        n: int | None = None,
+        method: str = "auto",
+    ):
+        self.graph = EdgeGraph.of(edges, n)
+        self.interaction = interaction
+        self.n = n
+        self.method = method
+
+    @property
+    def edges(self) -> Int[Array, "e 2"]:
+        """The edge list `(E, 2)`."""
+        return self.graph.edges
 
     def __check_init__(self):
         check_edges("EdgeCoupling", self.edges, self.n)
@@ -221,7 +240,8 @@ class EdgeCoupling(AbstractOscillatorCoupling):
             raise ValueError(
                 "`EdgeCoupling(method='native')` evaluates the closed-form "
                 "interactions (LinearInteraction, ReluInteraction, TanhInteraction, "
-                f"SigmoidInteraction); got {type(self.interaction).__name__}."
+                "SigmoidInteraction and their subclasses); got "
+                f"{type(self.interaction).__name__}."
             )
         e = self.interaction.num_edges()
         if e is not None and e != self.edges.shape[0]:
@@ -270,39 +290,28 @@ class EdgeCoupling(AbstractOscillatorCoupling):
     def _gram_method(self, n: int) -> str:
         # "dense" or "segment" by the graph's density (the energy's evaluation, and the
         # drive's when the compiled kernels are not used)
-        closed_form = type(self.interaction).__name__ in CLOSED_FORM
-        threshold = DENSE_THRESHOLD if closed_form else DENSE_THRESHOLD_LEARNED
+        closed = closed_form(self.interaction) is not None
+        threshold = DENSE_THRESHOLD if closed else DENSE_THRESHOLD_LEARNED
         method = "auto" if self.method == "native" else self.method
-        dense = choose_dense(method, self.edges.shape[0], n, threshold)
-        return "dense" if dense else "segment"
+        return "dense" if self.graph.is_dense(method, n, threshold) else "segment"
 
     def _dense_args(self, x):
-        args = (x, self.interaction, self.edges, self._hoisted_dense())
+        args = (x, self.interaction, self.edges, self.graph.hoisted)
         return args, chunk_size(x.shape[0])
 
-    def _hoisted_dense(self):
-        return None
-
     def _hoisted(self, x):
-        # With the dense evaluation, the per-edge parameters are scattered into their
+        # For a solve: the graph's compressed rows for the kernels (if not known yet),
+        # or, with the dense evaluation, the per-edge parameters scattered into their
         # N x N matrices once, here, instead of at every evaluation: same drive, energy
         # and derivatives (`prescattered`).
         n = x.shape[0]
-        if self.evaluation_method(n, x.dtype) != "dense":
-            return self
-        parts = dense_edge_parts(self.interaction, self.edges, n, x.dtype)
-        return _HoistedEdgeCoupling(
-            self.edges,
-            self.interaction,
-            self.n,
-            self.method,
-            jax.tree.map(_without_gradient, parts),
-        )
-
-    def _overlaps(self, x):
-        i, j = self.edges[:, 0], self.edges[:, 1]
-        xi, xj = x[i], x[j]
-        return xi, xj, jnp.sum(xi * xj, axis=-1)
+        method = self.evaluation_method(n, x.dtype)
+        parts = None
+        if method == "dense":
+            parts = dense_edge_parts(self.interaction, self.edges, n, x.dtype)
+            parts = jax.tree.map(_without_gradient, parts)
+        graph = self.graph.hoist(n, parts, rows=method == "native")
+        return eqx.tree_at(lambda c: c.graph, self, graph)
 
     def drive(self, x):
         method = self.evaluation_method(x.shape[0], x.dtype)
@@ -313,7 +322,9 @@ class EdgeCoupling(AbstractOscillatorCoupling):
                     f"got {x.dtype}."
                 )
             _native.require("EdgeCoupling")
-            return _native.native_edge_drive(x, self.interaction, self.edges)
+            form = closed_form(self.interaction)
+            assert form is not None, "checked by `supports`; please report"
+            return self.graph.kernel_drive(x, form)
         if method == "dense":
             args, batch_size = self._dense_args(x)
             return per_sample(
@@ -322,33 +333,19 @@ class EdgeCoupling(AbstractOscillatorCoupling):
                 batch_size=batch_size,
                 batched=edge_drive_dense_batched,
             )
-        i, j = self.edges[:, 0], self.edges[:, 1]
-        xi, xj, s = self._overlaps(x)
-        w = self.interaction.derivative(s)[:, None]
-        n = x.shape[0]
-        return jax.ops.segment_sum(w * xj, i, num_segments=n) + jax.ops.segment_sum(
-            w * xi, j, num_segments=n
-        )
+        _, _, s = self.graph.overlaps(x)
+        return self.graph.weighted_sum(self.interaction.derivative(s), x)
 
     def energy(self, x):
         if self._gram_method(x.shape[0]) == "dense":
             args, batch_size = self._dense_args(x)
             return per_sample(edge_energy_dense, args, batch_size=batch_size)
-        _, _, s = self._overlaps(x)
+        _, _, s = self.graph.overlaps(x)
         return -jnp.sum(self.interaction.potential(s))
 
 
 def _without_gradient(p):
     return jax.lax.stop_gradient(p) if eqx.is_inexact_array(p) else p
-
-
-class _HoistedEdgeCoupling(EdgeCoupling):
-    # `EdgeCoupling._hoisted(x)`: `dense` is `dense_edge_parts(...)` computed once,
-    # without gradient (`prescattered` ties it back to the per-edge parameters)
-    dense: Any = None
-
-    def _hoisted_dense(self):
-        return self.dense
 
 
 EdgeCoupling.__init__.__doc__ = """**Arguments:**

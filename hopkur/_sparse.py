@@ -23,7 +23,6 @@ derivatives recompute each sample's intermediates rather than saving them.
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 import equinox as eqx
 import jax
@@ -33,6 +32,8 @@ from jax import lax
 from jax.extend import core as jex_core
 from jax.interpreters import ad, batching, mlir
 from jaxtyping import Array, Float, Int, PyTree
+
+from ._interactions import closed_form, ClosedForm
 
 
 # Graph density (fraction of the N(N-1)/2 pairs that are edges) from which `"auto"`
@@ -394,75 +395,60 @@ def hoist_scatters(live, dense, edges):
     return jax.tree.map(leaf, live, dense)
 
 
+def sum_over_edges(
+    edges: Int[Array, "e 2"], to_first: Array, to_second: Array, n: int
+) -> Array:
+    """Per node: `to_first[e]` summed at the first endpoint of each edge `e`, plus
+    `to_second[e]` at its second (`jax.ops.segment_sum`; leading axis `E`). The one
+    scatter-add form of an edge sum: the segment evaluations of the couplings and the
+    compiled kernels' reference maps use it."""
+    return jax.ops.segment_sum(
+        to_first, edges[:, 0], num_segments=n
+    ) + jax.ops.segment_sum(to_second, edges[:, 1], num_segments=n)
+
+
 def adjacency(edges: Int[Array, "e 2"], n: int, dtype) -> Float[Array, "n n"]:
     """The 0/1 adjacency matrix of `edges` as floats of `dtype`."""
     return dense_symmetric(jnp.ones(edges.shape[:1], dtype), edges, n)
 
 
-# Interactions whose potential and derivative vanish when all their (per-edge)
-# parameters vanish: scattered with zeros off the graph, they need no mask.
-_LINEAR_IN_PARAMETERS = (
-    "LinearInteraction",
-    "ReluInteraction",
-    "TanhInteraction",
-    "SigmoidInteraction",
-    "MLPInteraction",
-)
-CLOSED_FORM = (
-    "LinearInteraction",
-    "ReluInteraction",
-    "TanhInteraction",
-    "SigmoidInteraction",
-)
-
-
-def _per_edge_where(interaction) -> Callable[[Any], Any] | None:
-    name = type(interaction).__name__
-    if name in ("LinearInteraction",):
-        return lambda m: (m.k,)
-    if name in ("ReluInteraction", "TanhInteraction", "SigmoidInteraction"):
-        return lambda m: (m.a, m.b)
-    if name == "MLPInteraction":
-        return lambda m: (m.scale,)
-    return None
-
-
-def _is_closed_form(interaction) -> bool:
-    return type(interaction).__name__ in CLOSED_FORM
+def dense_source(interaction):
+    """What the dense form scatters: the closed form of an interaction that declares
+    one (`AbstractClosedFormInteraction`), else the interaction itself."""
+    form = closed_form(interaction)
+    return interaction if form is None else form
 
 
 def dense_interaction(interaction, edges: Int[Array, "e 2"], n: int):
     """The interaction with each per-edge parameter (shape `(E,)`) replaced by its
     symmetric dense form, so that it can be applied elementwise to a Gram matrix; and
     whether the result must still be multiplied by the adjacency mask (when some
-    parameter is shared by all edges, or the interaction is not known to vanish with
-    its parameters).
+    parameter is shared by all edges, or the interaction is not a closed form, which
+    is not known to vanish with its parameters).
 
-    The dense parameters are `(n, n)` matrices for the closed-form interactions, which
-    are applied to the `(n, n)` Gram matrix itself, and flattened `(n * n,)` vectors
-    for the others, which are applied to the flattened Gram matrix (they are documented
-    as functions of a vector of overlaps; `MLPInteraction` maps over it). See
-    `apply_dense`.
-
-    For the built-in interactions the per-edge parameters are their coefficient fields
-    (for `MLPInteraction`, `scale`); for any other interaction, every array leaf of
-    shape `(E,)`.
+    A closed-form interaction (one that declares `closed_form()`, as the built-in
+    linear, relu, tanh and sigmoid ones and their subclasses do) becomes a
+    `ClosedForm` with `(n, n)` coefficient matrices, applied to the `(n, n)` Gram
+    matrix itself. Any other interaction keeps its type, with flattened `(n * n,)`
+    parameters, and is applied to the flattened Gram matrix (interactions are
+    documented as functions of a vector of overlaps; `MLPInteraction` maps over it).
+    See `apply_dense`. Its per-edge parameters are those of its `per_edge_fields`
+    (for `MLPInteraction`, `scale`), or else every array leaf of shape `(E,)`.
     """
     e = edges.shape[0]
-    if _is_closed_form(interaction):
-        scatter = lambda p: dense_symmetric(p, edges, n)
-    else:
-        scatter = lambda p: dense_symmetric(p, edges, n).reshape(n * n)
-    where = _per_edge_where(interaction)
-    if where is not None:
-        params = where(interaction)
-        per_edge = [jnp.ndim(p) == 1 for p in params]
-        new = tuple(scatter(p) if pe else p for p, pe in zip(params, per_edge))
-        dense = eqx.tree_at(where, interaction, new)
-        needs_mask = not (
-            all(per_edge) and type(interaction).__name__ in _LINEAR_IN_PARAMETERS
-        )
-        return dense, needs_mask
+    form = closed_form(interaction)
+    if form is not None:
+        scatter = lambda p: dense_symmetric(p, edges, n) if jnp.ndim(p) == 1 else p
+        if form.kind == "zero":  # b is unused
+            return ClosedForm(scatter(form.a), form.b, form.kind), jnp.ndim(form.a) == 0
+        dense = ClosedForm(scatter(form.a), scatter(form.b), form.kind)
+        return dense, jnp.ndim(form.a) == 0 or jnp.ndim(form.b) == 0
+    scatter = lambda p: dense_symmetric(p, edges, n).reshape(n * n)
+    fields = interaction.per_edge_fields
+    if fields is not None:
+        where = lambda m: tuple(getattr(m, name) for name in fields)
+        new = tuple(scatter(p) if jnp.ndim(p) == 1 else p for p in where(interaction))
+        return eqx.tree_at(where, interaction, new), True
     is_edge_leaf = lambda p: eqx.is_array(p) and jnp.shape(p) == (e,)
     dense = jax.tree.map(lambda p: scatter(p) if is_edge_leaf(p) else p, interaction)
     return dense, True
@@ -473,11 +459,11 @@ def apply_dense(
 ) -> Float[Array, "r n"]:
     """`interaction.potential` or `.derivative` (`method`) of a dense interaction from
     `dense_interaction` (or a block of its rows) on the overlaps `s`: elementwise on
-    the matrix for the closed-form interactions, on its flattened entries otherwise.
+    the matrix for a `ClosedForm`, on its flattened entries otherwise.
 
     (Keeping the matrix shape matters for speed: on CPU, XLA evaluated the same
     elementwise map 1.5x slower through the flat view.)"""
-    if _is_closed_form(interaction):
+    if isinstance(interaction, ClosedForm):
         return getattr(interaction, method)(s)
     return getattr(interaction, method)(s.reshape(-1)).reshape(s.shape)
 
@@ -633,7 +619,7 @@ def dense_edge_parts(interaction, edges, n: int, dtype, hoisted=None):
     """
     if hoisted is not None:
         dense, mask = hoisted
-        return hoist_scatters(interaction, dense, edges), mask
+        return hoist_scatters(dense_source(interaction), dense, edges), mask
     dense, needs_mask = dense_interaction(interaction, edges, n)
     return dense, adjacency(edges, n, dtype) if needs_mask else None
 

@@ -41,6 +41,7 @@ COMMANDS = {
     "capacity": "capacity",
     "sudoku": "sudoku",
     "bench": "bench",
+    "kernels": "kernels",
 }
 
 

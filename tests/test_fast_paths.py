@@ -707,3 +707,56 @@ def test_hoisted_coupled_model_equals_the_model(kind):
     field = lambda m: lambda y: m.vector_field(0.0, y, None)
     assert "scatter" in str(jax.make_jaxpr(field(model))(y))
     assert "scatter" not in str(jax.make_jaxpr(field(model._hoisted(y)))(y))
+
+
+class _MyRelu(hopkur.ReluInteraction):
+    # A user's subclass of a closed-form interaction: new behaviour, the same
+    # interaction, so it must keep the fast paths (they used to be chosen by class
+    # name, and such a subclass silently lost them).
+    def describe(self) -> str:
+        return "my relu"
+
+
+def test_a_subclass_of_a_closed_form_interaction_keeps_the_fast_paths(
+    getkey, monkeypatch
+):
+    r = _Rng(getkey())
+    n, d = 40, 3
+    # density ~0.1: dense for a closed form (from 0.02), segment for a learned
+    # interaction (from 0.5)
+    edges = r.edges(n, 0.1)
+    e = edges.shape[0]
+    assert 0.02 < _sparse.density(e, n) < 0.5
+    mine = _MyRelu(r.normal(e), r.normal(e))
+    xs = jnp.stack([r.sphere(n, d) for _ in range(3)])
+    segment = hopkur.EdgeCoupling(edges, mine, method="segment")
+    coupling = hopkur.EdgeCoupling(edges, mine)  # method="auto"
+    primitives = lambda f, *args: {
+        eqn.primitive.name for eqn in jax.make_jaxpr(f)(*args).jaxpr.eqns
+    }
+
+    # compiled kernels: chosen, and the kernel primitives are what runs (forward and
+    # reverse mode)
+    if hopkur.native_kernels()[0] and jax.default_backend() == "cpu":
+        assert coupling.evaluation_method(n) == "native"
+        drive = jax.vmap(coupling.drive)
+        assert "hopkur_edge_drive" in primitives(drive, xs)
+        grad = jax.grad(lambda xs: jnp.sum(jnp.sin(drive(xs))))
+        assert "hopkur_edge_cotangent" in str(jax.make_jaxpr(grad)(xs))
+        assert tree_allclose(drive(xs), jax.vmap(segment.drive)(xs), rtol=1e-12)
+
+    # the dense form (the energy always; the drive without the kernels): chosen at
+    # this density, and evaluated as a closed form on the N x N Gram matrix
+    monkeypatch.setattr(hopkur._native, "usable", lambda *args, **kwargs: False)
+    assert coupling.evaluation_method(n) == "dense"
+    assert coupling._gram_method(n) == "dense"
+    for f in (jax.vmap(coupling.drive), jax.vmap(coupling.energy)):
+        assert "hopkur_per_sample" in primitives(f, xs)
+    dense, needs_mask = _sparse.dense_interaction(mine, edges, n)
+    assert dense.kind == "relu" and dense.a.shape == (n, n) and not needs_mask
+    assert tree_allclose(
+        _forward(coupling, xs), _forward(segment, xs), rtol=1e-10, atol=1e-10
+    )
+    # a learned interaction at the same density keeps the segment form
+    learned = hopkur.FunctionInteraction(lambda s, p: p * s**3, jnp.ones(e))
+    assert hopkur.EdgeCoupling(edges, learned).evaluation_method(n) == "segment"

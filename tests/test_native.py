@@ -5,8 +5,14 @@ parameters, per-sample gradients (`vmap` of `grad`, including groups of samples)
 second derivatives, `vmap` over parameters — in float64 and float32, through `simulate`,
 and clear errors for what they do not take."""
 
+import itertools
+import json
+import os
 import platform
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import diffrax as dfx
 import equinox as eqx
@@ -17,6 +23,8 @@ import pytest
 
 import hopkur
 from hopkur import _native
+from hopkur._edge_graph import EdgeGraph
+from hopkur._native import _ffi
 
 from .helpers import _interaction, _Rng, tree_allclose
 
@@ -31,13 +39,14 @@ needs_kernels = pytest.mark.skipif(
 
 def test_kernels_build_where_a_compiler_exists():
     # Guards the skips below: on a Linux machine with a C++ compiler (CI) the kernels
-    # must build, so the tests that need them run.
-    if platform.system() != "Linux" or _native._compiler() is None:
+    # must be built, so the tests that need them run.
+    if platform.system() != "Linux" or _native.compiler() is None:
         pytest.skip("no C++ compiler on this machine")
     if shutil.which("c++") is None and shutil.which("g++") is None:
         pytest.skip("no C++ compiler on this machine")
     ok, detail = hopkur.native_kernels()
-    assert ok, detail
+    # (`make test` builds them first, `make kernels`; nothing builds them on use)
+    assert ok, f"{detail} (run `hopkur kernels build` before the tests)"
 
 
 def _pair(kind, r, n, degree=None, shared=False):
@@ -302,7 +311,8 @@ def test_reference_matches_its_definition(getkey):
     a, b = r.normal(e), r.normal(e)
     xs = jnp.stack([r.sphere(n, d) for _ in range(3)])
     segment = hopkur.EdgeCoupling(edges, hopkur.ReluInteraction(a, b), method="segment")
-    got = _native._reference_drive(xs, a, b, edges, mode=1)
+    graph = (edges, *segment.graph.table(n))
+    got = _ffi._reference_drive(xs, a, b, *graph, mode=1)
     assert tree_allclose(got, jax.vmap(segment.drive)(xs), rtol=1e-12, atol=1e-12)
 
 
@@ -324,21 +334,303 @@ def test_kernels_equal_reference_for_every_batch_layout(dtype):
         layouts = [(5, 5), (1, 1), (8, 2), (12, 3), (9, 1)]
     else:
         layouts = [(5, 5), (9, 1), (16, 4)]
-    for batch, groups in layouts:
+    # the compressed rows built once in Python (`EdgeGraph`), and none (the kernel
+    # builds them from the edges, as for a graph only known under `jit`)
+    tables = [EdgeGraph.of(edges).table(n), EdgeGraph(edges).table(n)]
+    assert tables[0][0].shape == (n + 1,) and tables[1][0].shape == (0,)
+    for (batch, groups), table in itertools.product(layouts, tables):
+        graph = (edges, *table)
         x, ct, dx = (
             jnp.asarray(rng.standard_normal((batch, n, d)), dtype) for _ in range(3)
         )
         a, b, da, db = (jnp.asarray(rng.standard_normal(e), dtype) for _ in range(4))
         # every interaction for the first layout, relu for the others
         for mode in range(4) if (batch, groups) == (5, 5) else [1]:
-            got = _native.edge_drive_p.bind(x, a, b, edges, mode=mode)
-            want = _native._reference_drive(x, a, b, edges, mode=mode)
+            got = _ffi.edge_drive_p.bind(x, a, b, *graph, mode=mode)
+            want = _ffi._reference_drive(x, a, b, *graph, mode=mode)
             assert tree_allclose(got, want, rtol=tol, atol=tol)
-            got = _native.edge_tangent_p.bind(x, a, b, edges, dx, da, db, mode=mode)
-            want = _native._reference_tangent(x, a, b, edges, dx, da, db, mode=mode)
+            got = _ffi.edge_tangent_p.bind(x, a, b, *graph, dx, da, db, mode=mode)
+            want = _ffi._reference_tangent(x, a, b, *graph, dx, da, db, mode=mode)
             assert tree_allclose(got, want, rtol=tol, atol=tol)
             for params in (True, False):
                 kwargs = dict(mode=mode, groups=groups, params=params)
-                got = tuple(_native.edge_cotangent_p.bind(x, a, b, edges, ct, **kwargs))
-                want = _native._reference_cotangent(x, a, b, edges, ct, **kwargs)
+                got = tuple(_ffi.edge_cotangent_p.bind(x, a, b, *graph, ct, **kwargs))
+                want = _ffi._reference_cotangent(x, a, b, *graph, ct, **kwargs)
                 assert tree_allclose(got, want, rtol=tol, atol=tol), (batch, groups)
+
+
+@needs_kernels
+def test_graph_table_is_built_once_and_checked(getkey):
+    # The compressed rows are built with the coupling (concrete edges), kept on its
+    # graph operator and passed to every kernel call; a graph known only under `jit`
+    # gets them in `_hoisted` (once per solve). The kernels check a table they are
+    # given: a wrong one is an error, never an out-of-bounds read.
+    r = _Rng(getkey())
+    n, d = 10, 3
+    edges = r.edges(n)
+    e = edges.shape[0]
+    relu = _interaction("relu", r, e)
+    coupling = hopkur.EdgeCoupling(edges, relu, method="native")
+    start, entries = coupling.graph.rows
+    assert start.shape == (n + 1,) and entries.shape == (3, 2 * e)
+    # every edge once in the rows of each endpoint, first-endpoint flags set once
+    rows = np.repeat(np.arange(n), np.diff(np.asarray(start)))
+    pairs = {(int(i), int(j)) for i, j in zip(rows, np.asarray(entries[0]))}
+    assert pairs == {(int(i), int(j)) for i, j in np.asarray(edges)} | {
+        (int(j), int(i)) for i, j in np.asarray(edges)
+    }
+    assert int(np.asarray(entries[2]).sum()) == e
+    # more oscillators than the edges name: the table is padded, not rebuilt
+    x = r.sphere(n + 3, d)
+    segment = hopkur.EdgeCoupling(edges, relu, method="segment")
+    assert tree_allclose(coupling.drive(x), segment.drive(x), rtol=1e-12, atol=1e-12)
+    # traced edges: no table on the coupling; `_hoisted` builds one
+    built = []
+
+    @jax.jit
+    def hoisted_drive(edges, x):
+        c = hopkur.EdgeCoupling(edges, relu, method="native")
+        built.append(c.graph.rows is None)
+        c = c._hoisted(x)
+        built.append(c.graph.rows is not None)
+        return c.drive(x)
+
+    assert tree_allclose(hoisted_drive(edges, x), segment.drive(x), rtol=1e-12)
+    assert built == [True, True]
+    # a damaged table
+    bad = (start.at[3].set(start[5]), entries)
+    x = r.sphere(n, d)[None]
+    with pytest.raises(Exception, match="table"):
+        a = jnp.asarray(relu.a)
+        args = (x, a, jnp.asarray(relu.b), edges.astype(jnp.int32), *bad)
+        jax.block_until_ready(_ffi.edge_drive_p.bind(*args, mode=1))
+    bad = (start, entries.at[0, 0].set(n + 7))
+    with pytest.raises(Exception, match="outside"):
+        args = (x, a, jnp.asarray(relu.b), edges.astype(jnp.int32), *bad)
+        jax.block_until_ready(_ffi.edge_drive_p.bind(*args, mode=1))
+
+
+# ------------------------------------------------------- building, cache, verification
+
+_library = _native._library
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """An empty cache folder for the kernels; the process's view of the library is
+    re-read before and after (the real cache again afterwards)."""
+    monkeypatch.setenv("HOPKUR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HOPKUR_CACHE_DIR", raising=False)
+    monkeypatch.delenv("HOPKUR_NATIVE", raising=False)
+    _library.load.cache_clear()
+    yield tmp_path / "cache"
+    _library.load.cache_clear()
+
+
+def test_cache_dir(monkeypatch, tmp_path):
+    from hopkur._cache import cache_dir
+
+    monkeypatch.delenv("HOPKUR_CACHE", raising=False)
+    monkeypatch.delenv("HOPKUR_CACHE_DIR", raising=False)
+    assert cache_dir() == Path.home() / ".cache" / "hopkur"
+    monkeypatch.setenv("HOPKUR_CACHE_DIR", str(tmp_path / "old"))
+    with pytest.warns(DeprecationWarning, match="HOPKUR_CACHE"):
+        assert cache_dir() == tmp_path / "old"
+    monkeypatch.setenv("HOPKUR_CACHE", str(tmp_path / "new"))
+    assert cache_dir() == tmp_path / "new"  # the new name wins, without a warning
+
+
+def _fake_compile(content: bytes):
+    calls = []
+
+    def compile(command, output):
+        calls.append(output)
+        Path(output).write_bytes(content)
+
+    return compile, calls
+
+
+def _damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 3])
+    elif how == "empty":
+        path.write_bytes(b"")
+    else:  # same size, other bytes
+        path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+
+
+def test_not_built_is_silent_for_auto_and_an_error_for_native(fresh_cache, getkey):
+    if _native.compiler() is None:
+        pytest.skip("no C++ compiler on this machine")
+    ok, detail = hopkur.native_kernels()
+    assert (
+        not ok and detail.startswith("not built") and "hopkur kernels build" in detail
+    )
+    r = _Rng(getkey())
+    edges = r.edges(8)
+    relu = _interaction("relu", r, edges.shape[0])
+    auto = hopkur.EdgeCoupling(edges, relu)
+    x = r.sphere(8, 3)
+    assert auto.evaluation_method(8) != "native"  # no warning (filterwarnings=error)
+    assert tree_allclose(
+        auto.drive(x),
+        hopkur.EdgeCoupling(edges, relu, method="segment").drive(x),
+        rtol=1e-12,
+    )
+    native = hopkur.EdgeCoupling(edges, relu, method="native")
+    with pytest.raises(RuntimeError, match="hopkur kernels build"):
+        native.drive(x)
+    assert not list(fresh_cache.glob("native/*.so"))  # nothing was compiled
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "checksum"])
+def test_build_replaces_a_damaged_library(fresh_cache, monkeypatch, how):
+    if _native.compiler() is None:
+        pytest.skip("no C++ compiler on this machine")
+    compile, calls = _fake_compile(bytes(range(256)) * 64)
+    monkeypatch.setattr(_library, "_compile", compile)
+    status, seconds = _library.build()
+    assert status.state == _library.BUILT and seconds is not None and len(calls) == 1
+    record = json.loads(status.path.with_suffix(".json").read_text())
+    assert record["size"] == 256 * 64
+    # intact: kept
+    assert _library.build()[1] is None and len(calls) == 1
+    _damage(status.path, how)
+    damaged = _library.inspect()
+    assert damaged.state == _library.DAMAGED, damaged
+    assert "hopkur kernels build" in damaged.detail
+    status, seconds = _library.build()
+    assert status.state == _library.BUILT and len(calls) == 2
+    assert status.path.read_bytes() == bytes(range(256)) * 64
+
+
+_DAMAGED_SCRIPT = """
+import json, sys, warnings
+from pathlib import Path
+import jax, jax.numpy as jnp, numpy as np
+import hopkur
+from hopkur._native import _library
+
+good = Path(sys.argv[1]).read_bytes()
+edges = jnp.asarray(hopkur.ring_edges(10, 2))
+e = edges.shape[0]
+relu = hopkur.ReluInteraction(jnp.linspace(-1.0, 1.0, e), jnp.ones(e))
+x = jnp.asarray(np.random.default_rng(0).standard_normal((3, 10, 4)))
+x = x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+want = jax.vmap(hopkur.EdgeCoupling(edges, relu, method="segment").drive)(x)
+out = {}
+for how in ("truncated", "empty", "checksum"):
+    plan = _library._plan()
+    plan.library.parent.mkdir(parents=True, exist_ok=True)
+    data = {"truncated": good[: len(good) // 3], "empty": b"",
+            "checksum": good[:-1] + bytes([good[-1] ^ 0xFF])}[how]
+    plan.library.write_bytes(data)
+    record = {"size": len(good), "sha256": _library._sha256(Path(sys.argv[1]))}
+    plan.record.write_text(json.dumps(record))
+    _library.load.cache_clear()
+    _library._warned.clear()
+    ok, detail = hopkur.native_kernels()
+    auto = hopkur.EdgeCoupling(edges, relu)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        methods = [auto.evaluation_method(10) for _ in range(3)]
+        got = jax.jit(jax.vmap(auto.drive))(x)
+    try:
+        hopkur.EdgeCoupling(edges, relu, method="native").drive(x[0])
+        native = "no error"
+    except RuntimeError as error:
+        native = str(error)
+    out[how] = dict(
+        ok=ok, detail=detail, methods=methods, native=native,
+        warnings=[str(w.message) for w in caught],
+        equal=bool(jnp.allclose(got, want, rtol=1e-12, atol=1e-12)),
+    )
+print(json.dumps(out))
+"""
+
+
+def test_damaged_library_is_never_loaded(tmp_path):
+    # A library cut short once made the process die of SIGBUS when loaded; a 0-byte
+    # one was never rebuilt. Each is now refused before the dynamic loader sees it:
+    # `native_kernels()` says it is damaged, "auto" falls back to the JAX formulations
+    # and warns once, "native" says how to rebuild. (In a subprocess, so that a
+    # regression shows as a failed test, not as a dead test run.)
+    if _native.compiler() is None:
+        pytest.skip("no C++ compiler on this machine")
+    status = _library.inspect()
+    # a real shared library if one is built here (the truncated ELF file is what
+    # crashed), else any bytes: the check happens before loading either way
+    good = tmp_path / "good.so"
+    if status.state == _library.BUILT:
+        assert status.path is not None
+        shutil.copyfile(status.path, good)
+    else:
+        good.write_bytes(b"\x7fELF" + bytes(range(256)) * 256)
+    env = dict(os.environ, HOPKUR_CACHE=str(tmp_path / "cache"), JAX_ENABLE_X64="1")
+    env.pop("HOPKUR_CACHE_DIR", None)
+    env.pop("HOPKUR_NATIVE", None)
+    result = subprocess.run(
+        [sys.executable, "-c", _DAMAGED_SCRIPT, str(good)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr[-3000:])
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    for how, seen in out.items():
+        assert not seen["ok"] and seen["detail"].startswith("damaged"), (how, seen)
+        assert "hopkur kernels build" in seen["detail"]
+        assert "native" not in seen["methods"] and seen["equal"], (how, seen)
+        assert len(seen["warnings"]) == 1, (how, seen["warnings"])
+        assert "falls back" in seen["warnings"][0]
+        assert "hopkur kernels build" in seen["native"], (how, seen["native"])
+
+
+def test_kernels_command(fresh_cache, monkeypatch, capsys):
+    from hopkur import cli
+
+    if _native.compiler() is None:
+        pytest.skip("no C++ compiler on this machine")
+    assert cli.main(["kernels", "status"]) == 1
+    assert "not built" in capsys.readouterr().out
+    compile, calls = _fake_compile(b"library")
+    real_compile = _library._compile
+    monkeypatch.setattr(_library, "_compile", compile)
+    assert cli.main(["kernels", "build"]) == 0
+    assert "compiled in" in capsys.readouterr().out and len(calls) == 1
+    assert cli.main(["kernels", "build"]) == 0
+    assert "already built at" in capsys.readouterr().out and len(calls) == 1
+    assert cli.main(["kernels", "status"]) == 0
+    assert "built at" in capsys.readouterr().out
+    assert cli.main(["kernels", "build", "--force"]) == 0 and len(calls) == 2
+    capsys.readouterr()
+    # bad setups: one line, exit 2
+    monkeypatch.setattr(_library, "_compile", real_compile)
+    monkeypatch.setenv("CXX", str(fresh_cache / "no-such-compiler"))
+    assert cli.main(["kernels", "build"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hopkur kernels: error:") and "not found" in err
+    monkeypatch.delenv("CXX")
+    blocker = fresh_cache.parent / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("HOPKUR_CACHE", str(blocker))
+    assert cli.main(["kernels", "build"]) == 2
+    assert "cannot write the kernels' cache" in capsys.readouterr().err
+
+
+def test_a_library_without_its_record_is_not_used(fresh_cache, monkeypatch):
+    # e.g. left by a version of hopkur that kept no records: it cannot be verified,
+    # so it is treated as not built (silently for "auto") and a build replaces it
+    if _native.compiler() is None:
+        pytest.skip("no C++ compiler on this machine")
+    plan = _library._plan()
+    assert plan is not None
+    plan.library.parent.mkdir(parents=True)
+    plan.library.write_bytes(b"")
+    status = _library.inspect()
+    assert status.state == _library.NOT_BUILT and "no build record" in status.detail
+    compile, calls = _fake_compile(b"library")
+    monkeypatch.setattr(_library, "_compile", compile)
+    assert _library.build()[0].state == _library.BUILT and len(calls) == 1

@@ -1,4 +1,4 @@
-// Compiled CPU kernels for `hopkur.EdgeCoupling(method="native")` (see hopkur/_native.py).
+// Compiled CPU kernels for `hopkur.EdgeCoupling(method="native")` (see hopkur/_native/).
 //
 // For an undirected edge list and an interaction phi'_e(s) = a_e + b_e h(s), with
 // h = 0 (linear), relu, tanh or the logistic sigmoid, over a batch of states
@@ -12,9 +12,10 @@
 //
 // (c the output cotangent; the per-edge sums are taken per group of consecutive
 // samples, `groups` of them.) Each node's sum runs over its own neighbour list
-// (compressed rows, built here from the edge list by a counting sort), so nothing is
-// scattered; the batch is the vectorised dimension: states are repacked into tiles of
-// one cache line of samples, X[tile][node][d][lane], and every loop over lanes is a
+// (compressed rows: built once per graph by the caller and passed in, or, when it has
+// none, built here from the edge list by a counting sort), so nothing is scattered;
+// the batch is the vectorised dimension: states are repacked into tiles of one cache
+// line of samples, X[tile][node][d][lane], and every loop over lanes is a
 // fixed-length loop the compiler turns into SIMD code. Work is shared among XLA's
 // intra-op threads.
 
@@ -31,7 +32,9 @@
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
-using Edges = ffi::Buffer<ffi::S32, 2>;  // (E, 2) node pairs
+using Edges = ffi::Buffer<ffi::S32, 2>;    // (E, 2) node pairs
+using Starts = ffi::Buffer<ffi::S32, 1>;   // (N + 1,) row offsets, or (0,)
+using Entries = ffi::Buffer<ffi::S32, 2>;  // (3, 2E) neighbour, edge, owner, or (3, 0)
 
 namespace {
 
@@ -122,42 +125,91 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t n, const F& fn) {
 
 struct Graph {
   int64_t n = 0, e = 0;
-  std::vector<int32_t> start;  // (n + 1,) offsets into `nbr`/`edge`
-  std::vector<int32_t> nbr;    // (2e,) the neighbour of each entry
-  std::vector<int32_t> edge;   // (2e,) the undirected edge of each entry
-  std::vector<uint8_t> owner;  // (2e,) 1 for the entry of each edge's first endpoint
+  const int32_t* start = nullptr;  // (n + 1,) offsets into `nbr`/`edge`/`owner`
+  const int32_t* nbr = nullptr;    // (2e,) the neighbour of each entry
+  const int32_t* edge = nullptr;   // (2e,) the undirected edge of each entry
+  const int32_t* owner = nullptr;  // (2e,) 1 for the entry of each edge's first endpoint
+  std::vector<int32_t> storage;    // the arrays, when built here
 };
 
+std::string OutsideError(int64_t k, int64_t i, int64_t j, int64_t n) {
+  return "hopkur: EdgeCoupling edge " + std::to_string(k) + " = (" + std::to_string(i) +
+         ", " + std::to_string(j) + ") names a node outside [0, " + std::to_string(n) +
+         ")";
+}
+
 // Compressed rows of an undirected edge list: every edge (i, j) appears in the rows of
-// both i and j. Returns an error message for out-of-range nodes.
+// both i and j. Returns an error message for out-of-range nodes. (Used when the
+// caller has no table: a coupling built inside a transformation.)
 std::string BuildGraph(const int32_t* edges, int64_t e, int64_t n, Graph& g) {
   g.n = n;
   g.e = e;
-  g.start.assign(n + 1, 0);
+  g.storage.assign(n + 1 + 6 * e, 0);
+  int32_t* start = g.storage.data();
+  int32_t* nbr = start + n + 1;
+  int32_t* edge = nbr + 2 * e;
+  int32_t* owner = edge + 2 * e;
   for (int64_t k = 0; k < e; ++k) {
     int32_t i = edges[2 * k], j = edges[2 * k + 1];
-    if (i < 0 || i >= n || j < 0 || j >= n) {
-      return "hopkur: EdgeCoupling edge " + std::to_string(k) + " = (" +
-             std::to_string(i) + ", " + std::to_string(j) +
-             ") names a node outside [0, " + std::to_string(n) + ")";
+    if (i < 0 || i >= n || j < 0 || j >= n) return OutsideError(k, i, j, n);
+    ++start[i + 1];
+    ++start[j + 1];
+  }
+  for (int64_t i = 0; i < n; ++i) start[i + 1] += start[i];
+  std::vector<int32_t> fill(start, start + n);
+  for (int64_t k = 0; k < e; ++k) {
+    int32_t i = edges[2 * k], j = edges[2 * k + 1];
+    nbr[fill[i]] = j;
+    owner[fill[i]] = 1;
+    edge[fill[i]++] = static_cast<int32_t>(k);
+    nbr[fill[j]] = i;
+    owner[fill[j]] = 0;
+    edge[fill[j]++] = static_cast<int32_t>(k);
+  }
+  g.start = start;
+  g.nbr = nbr;
+  g.edge = edge;
+  g.owner = owner;
+  return "";
+}
+
+// The graph from the caller's compressed rows (start (n + 1,), entries (3, 2e):
+// neighbour, edge, first-endpoint flag; built once per graph in Python), or from the
+// edge list when none are given (empty `start`). A table is checked (O(n + e), no
+// allocation) so that a bad one is an error, never a read out of bounds.
+std::string GetGraph(const Edges& edges, const Starts& start, const Entries& entries,
+                     int64_t n, Graph& g) {
+  const int64_t e = edges.dimensions()[0];
+  const int32_t* pairs = edges.typed_data();
+  if (start.element_count() == 0) return BuildGraph(pairs, e, n, g);
+  auto dims = entries.dimensions();
+  if (int64_t(start.element_count()) != n + 1 || dims[0] != 3 || dims[1] != 2 * e)
+    return "hopkur: the graph's table does not match the states (" +
+           std::to_string(start.element_count()) + " offsets for " + std::to_string(n) +
+           " nodes)";
+  const int32_t* s = start.typed_data();
+  const int32_t* t = entries.typed_data();
+  if (s[0] != 0 || s[n] != 2 * e) {
+    // some edge names a node outside [0, n): find it for the message
+    for (int64_t k = 0; k < e; ++k) {
+      int32_t i = pairs[2 * k], j = pairs[2 * k + 1];
+      if (i < 0 || i >= n || j < 0 || j >= n) return OutsideError(k, i, j, n);
     }
-    ++g.start[i + 1];
-    ++g.start[j + 1];
+    return "hopkur: the graph's table is inconsistent with its edges";
   }
-  for (int64_t i = 0; i < n; ++i) g.start[i + 1] += g.start[i];
-  g.nbr.resize(2 * e);
-  g.edge.resize(2 * e);
-  g.owner.resize(2 * e);
-  std::vector<int32_t> fill(g.start.begin(), g.start.end() - 1);
-  for (int64_t k = 0; k < e; ++k) {
-    int32_t i = edges[2 * k], j = edges[2 * k + 1];
-    g.nbr[fill[i]] = j;
-    g.owner[fill[i]] = 1;
-    g.edge[fill[i]++] = static_cast<int32_t>(k);
-    g.nbr[fill[j]] = i;
-    g.owner[fill[j]] = 0;
-    g.edge[fill[j]++] = static_cast<int32_t>(k);
-  }
+  for (int64_t i = 0; i < n; ++i)
+    if (s[i + 1] < s[i]) return "hopkur: the graph's table is not sorted";
+  for (int64_t k = 0; k < 2 * e; ++k)
+    if (t[k] < 0 || t[k] >= n || t[2 * e + k] < 0 || t[2 * e + k] >= e) {
+      int64_t q = t[2 * e + k] >= 0 && t[2 * e + k] < e ? t[2 * e + k] : 0;
+      return OutsideError(q, pairs[2 * q], pairs[2 * q + 1], n);
+    }
+  g.n = n;
+  g.e = e;
+  g.start = s;
+  g.nbr = t;
+  g.edge = t + 2 * e;
+  g.owner = t + 4 * e;
   return "";
 }
 
@@ -437,12 +489,13 @@ ffi::Error Dispatch(int32_t mode, int64_t d, const F& f) {
 
 template <typename T>
 ffi::Error DriveT(ffi::ThreadPool& pool, const ffi::AnyBuffer& x, const ffi::AnyBuffer& a,
-                  const ffi::AnyBuffer& b, const Edges& edges,
+                  const ffi::AnyBuffer& b, const Edges& edges, const Starts& start,
+                  const Entries& entries,
                   ffi::Result<ffi::AnyBuffer> out, int32_t mode) {
   auto dims = x.dimensions();
   Tiles<T> tl(dims[0], dims[1], dims[2], 1);
   Graph g;
-  std::string err = BuildGraph(edges.typed_data(), edges.dimensions()[0], tl.n, g);
+  std::string err = GetGraph(edges, start, entries, tl.n, g);
   if (!err.empty()) return ffi::Error::InvalidArgument(err);
   std::vector<typename Simd<T>::V> xt(tl.size()), ft(tl.size());
   ParallelFor(pool, tl.tiles, [&](int64_t t) { tl.pack(x.typed_data<T>(), xt.data(), t); });
@@ -461,24 +514,25 @@ ffi::Error DriveT(ffi::ThreadPool& pool, const ffi::AnyBuffer& x, const ffi::Any
 }
 
 ffi::Error Drive(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer a, ffi::AnyBuffer b,
-                 Edges edges, ffi::Result<ffi::AnyBuffer> out,
+                 Edges edges, Starts start, Entries entries, ffi::Result<ffi::AnyBuffer> out,
                  int32_t mode) {
   if (auto s = Check(x, {&a, &b}); s.failure()) return s;
   return ByDtype(x, [&](auto zero) {
-    return DriveT<decltype(zero)>(pool, x, a, b, edges, out, mode);
+    return DriveT<decltype(zero)>(pool, x, a, b, edges, start, entries, out, mode);
   });
 }
 
 template <typename T>
 ffi::Error TangentT(ffi::ThreadPool& pool, const ffi::AnyBuffer& x, const ffi::AnyBuffer& a,
-                    const ffi::AnyBuffer& b, const Edges& edges,
+                    const ffi::AnyBuffer& b, const Edges& edges, const Starts& start,
+                    const Entries& entries,
                     const ffi::AnyBuffer& dx, const ffi::AnyBuffer& da,
                     const ffi::AnyBuffer& db, ffi::Result<ffi::AnyBuffer> out,
                     int32_t mode) {
   auto dims = x.dimensions();
   Tiles<T> tl(dims[0], dims[1], dims[2], 1);
   Graph g;
-  std::string err = BuildGraph(edges.typed_data(), edges.dimensions()[0], tl.n, g);
+  std::string err = GetGraph(edges, start, entries, tl.n, g);
   if (!err.empty()) return ffi::Error::InvalidArgument(err);
   std::vector<typename Simd<T>::V> xt(tl.size()), dxt(tl.size()), ft(tl.size());
   ParallelFor(pool, tl.tiles, [&](int64_t t) {
@@ -501,18 +555,20 @@ ffi::Error TangentT(ffi::ThreadPool& pool, const ffi::AnyBuffer& x, const ffi::A
 }
 
 ffi::Error Tangent(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer a, ffi::AnyBuffer b,
-                   Edges edges, ffi::AnyBuffer dx, ffi::AnyBuffer da,
+                   Edges edges, Starts start, Entries entries, ffi::AnyBuffer dx, ffi::AnyBuffer da,
                    ffi::AnyBuffer db, ffi::Result<ffi::AnyBuffer> out, int32_t mode) {
   if (auto s = Check(x, {&a, &b, &dx, &da, &db}); s.failure()) return s;
   return ByDtype(x, [&](auto zero) {
-    return TangentT<decltype(zero)>(pool, x, a, b, edges, dx, da, db, out, mode);
+    return TangentT<decltype(zero)>(pool, x, a, b, edges, start, entries, dx, da, db, out,
+                                    mode);
   });
 }
 
 template <typename T>
 ffi::Error CotangentT(ffi::ThreadPool& pool, const ffi::AnyBuffer& x,
                       const ffi::AnyBuffer& a, const ffi::AnyBuffer& b,
-                      const Edges& edges, const ffi::AnyBuffer& ct,
+                      const Edges& edges, const Starts& start, const Entries& entries,
+                      const ffi::AnyBuffer& ct,
                       ffi::Result<ffi::AnyBuffer> xbar, ffi::Result<ffi::AnyBuffer> abar,
                       ffi::Result<ffi::AnyBuffer> bbar, int32_t mode, int64_t groups,
                       bool params) {
@@ -521,7 +577,7 @@ ffi::Error CotangentT(ffi::ThreadPool& pool, const ffi::AnyBuffer& x,
     return ffi::Error::InvalidArgument("hopkur: groups must divide the batch");
   Tiles<T> tl(dims[0], dims[1], dims[2], groups);
   Graph g;
-  std::string err = BuildGraph(edges.typed_data(), edges.dimensions()[0], tl.n, g);
+  std::string err = GetGraph(edges, start, entries, tl.n, g);
   if (!err.empty()) return ffi::Error::InvalidArgument(err);
   std::vector<typename Simd<T>::V> xt(tl.size()), ctt(tl.size()), xbt(tl.size());
   T* oa = abar->typed_data<T>();
@@ -552,13 +608,15 @@ ffi::Error CotangentT(ffi::ThreadPool& pool, const ffi::AnyBuffer& x,
 }
 
 ffi::Error Cotangent(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer a,
-                     ffi::AnyBuffer b, Edges edges, ffi::AnyBuffer ct,
+                     ffi::AnyBuffer b, Edges edges, Starts start, Entries entries,
+                     ffi::AnyBuffer ct,
                      ffi::Result<ffi::AnyBuffer> xbar, ffi::Result<ffi::AnyBuffer> abar,
                      ffi::Result<ffi::AnyBuffer> bbar, int32_t mode, int64_t groups,
                      bool params) {
   if (auto s = Check(x, {&a, &b, &ct}); s.failure()) return s;
   return ByDtype(x, [&](auto zero) {
-    return CotangentT<decltype(zero)>(pool, x, a, b, edges, ct, xbar, abar, bbar, mode,
+    return CotangentT<decltype(zero)>(pool, x, a, b, edges, start, entries, ct, xbar, abar,
+                                      bbar, mode,
                                       groups, params);
   });
 }
@@ -572,6 +630,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(HopkurEdgeDrive, Drive,
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<Edges>()
+                                  .Arg<Starts>()
+                                  .Arg<Entries>()
                                   .Ret<ffi::AnyBuffer>()
                                   .Attr<int32_t>("mode"));
 
@@ -582,6 +642,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(HopkurEdgeTangent, Tangent,
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<Edges>()
+                                  .Arg<Starts>()
+                                  .Arg<Entries>()
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
@@ -595,6 +657,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(HopkurEdgeCotangent, Cotangent,
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<Edges>()
+                                  .Arg<Starts>()
+                                  .Arg<Entries>()
                                   .Arg<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>()

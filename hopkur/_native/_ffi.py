@@ -1,4 +1,4 @@
-r"""Compiled CPU kernels for edge couplings (private): `EdgeCoupling(method="native")`.
+r"""The kernels' FFI binding (private): three JAX primitives and their rules.
 
 For the closed-form interactions $\varphi'_e(s) = a_e + b_e h(s)$ ($h = 0$, relu,
 tanh or the logistic sigmoid) the drive
@@ -8,8 +8,6 @@ generate that loop well (the segment formulation scatters one edge at a time; th
 formulation does $O(N^2 D)$ work), so it is written in C++ (`csrc/edge_kernels.cc`):
 each node's sum runs over its own neighbour list, vectorised over the batch (tiles of
 8 samples in float32, 4 in float64: one SIMD vector), on XLA's intra-op threads.
-
-Three primitives carry it through JAX's transformations:
 
 - `edge_drive_p(x, a, b, edges)`: the drive of a batch of states `x` `(B, N, D)`;
 - `edge_tangent_p(x, a, b, edges, dx, da, db)`: its tangent, linear in `(dx, da, db)`;
@@ -23,25 +21,11 @@ new axis into the batch. Everything else — `vmap` over the parameters or the g
 second derivatives, other backends than CPU — goes through the `_reference_*`
 functions, the same maps written with gathers and scatter-adds in JAX, which are also
 the lowering on GPU and TPU (the library stays device-agnostic; the kernels are a CPU
-fast path).
-
-The library is compiled on first use with the system's C++ compiler (`$CXX`, else
-`c++`/`g++`/`clang++`) against the XLA FFI headers shipped with jaxlib, with
-`-march=native`, and cached in `$HOPKUR_CACHE_DIR` (default `~/.cache/hopkur`) under a
-key of the source, the compiler command, jaxlib's version and the CPU. Set
-`HOPKUR_NATIVE=0` to never use it. [`hopkur.native_kernels`][] reports whether it is
-available and why not.
+fast path). The CPU lowering needs the library loaded (`_library.load()`); it is never
+built here.
 """
 
-import ctypes
 import functools
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -50,141 +34,13 @@ from jax.extend import core as jex_core
 from jax.interpreters import ad, batching, mlir
 from jaxtyping import Array, ArrayLike, Float, Int
 
-
-_SOURCE = Path(__file__).parent / "csrc" / "edge_kernels.cc"
-_TARGETS = ("HopkurEdgeDrive", "HopkurEdgeTangent", "HopkurEdgeCotangent")
-_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno")
-_COMPILE_TIMEOUT = 600
-
-# h(s) of the interactions phi'(s) = a + b h(s), by class name: the kernels' `mode`
-MODES = {
-    "LinearInteraction": 0,
-    "ReluInteraction": 1,
-    "TanhInteraction": 2,
-    "SigmoidInteraction": 3,
-}
+from .._interactions import ClosedForm
+from .._sparse import sum_over_edges
+from . import _library
 
 
-# ------------------------------------------------------------- building and loading
-
-
-def _cache_dir() -> Path:
-    if "HOPKUR_CACHE_DIR" in os.environ:
-        return Path(os.environ["HOPKUR_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "hopkur"
-
-
-def _cpu_tag() -> str:
-    """What `-march=native` depends on: the CPU model and its feature flags."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        first = text.split("\n\n")[0]
-        keep = [
-            line
-            for line in first.splitlines()
-            if line.split(":")[0].strip() in ("model name", "flags", "Features")
-        ]
-        return "\n".join(keep)
-    except OSError:
-        return platform.processor() + platform.machine()
-
-
-def _compiler() -> str | None:
-    if os.environ.get("CXX"):
-        return os.environ["CXX"]
-    for name in ("c++", "g++", "clang++"):
-        path = shutil.which(name)
-        if path is not None:
-            return path
-    return None
-
-
-def _build() -> Path:
-    """Compiles the kernels (if not cached) and returns the shared library's path."""
-    compiler = _compiler()
-    if compiler is None:
-        raise RuntimeError("no C++ compiler found (set $CXX)")
-    include = jax.ffi.include_dir()
-    command = [compiler, *_FLAGS, "-I", include]
-    key = hashlib.sha256()
-    for part in (
-        _SOURCE.read_bytes(),
-        " ".join(command).encode(),
-        jax.__version__.encode(),
-        _cpu_tag().encode(),
-    ):
-        key.update(part)
-        key.update(b"\0")
-    folder = _cache_dir() / "native"
-    path = folder / f"edge_kernels-{key.hexdigest()[:20]}.so"
-    if path.exists():
-        return path
-    folder.mkdir(parents=True, exist_ok=True)
-    # Compile to a private name, then rename: concurrent builds (test workers) each
-    # finish with a complete file.
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
-    os.close(fd)
-    try:
-        result = subprocess.run(
-            [*command, str(_SOURCE), "-o", tmp],
-            capture_output=True,
-            text=True,
-            timeout=_COMPILE_TIMEOUT,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"compiling {_SOURCE.name} failed ({' '.join(command)}):\n"
-                + result.stderr[-4000:]
-            )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
-@functools.cache
-def _load() -> tuple[bool, str]:
-    if os.environ.get("HOPKUR_NATIVE", "1").strip().lower() in ("0", "false", "no"):
-        return False, "disabled by HOPKUR_NATIVE=0"
-    try:
-        path = _build()
-        library = ctypes.cdll.LoadLibrary(str(path))
-        for name in _TARGETS:
-            capsule = jax.ffi.pycapsule(getattr(library, name))
-            jax.ffi.register_ffi_target(name, capsule, platform="cpu")
-    except Exception as error:  # anything: a missing compiler, headers, a bad build
-        return False, f"{type(error).__name__}: {error}"
-    return True, str(path)
-
-
-def native_kernels() -> tuple[bool, str]:
-    """Whether hopkur's compiled CPU kernels for edge couplings are available
-    (`EdgeCoupling(method="native")`, and `"auto"` on CPU), compiling them on the
-    first call if needed (about half a minute, once per machine: the library is
-    cached).
-
-    **Returns:**
-
-    `(True, path of the compiled library)` or `(False, the reason)`: no C++ compiler,
-    a failed build (the compiler's message), or `HOPKUR_NATIVE=0` in the environment.
-    """
-    return _load()
-
-
-def available() -> bool:
-    return _load()[0]
-
-
-def require(call: str) -> None:
-    ok, reason = _load()
-    if not ok:
-        raise RuntimeError(
-            f"`{call}(method='native')` needs hopkur's compiled CPU kernels, which are "
-            f"not available: {reason}. Use method='auto', 'segment' or 'dense'."
-        )
-
+# h(s) of the closed forms phi'(s) = a + b h(s) (`ClosedForm.kind`): the kernels' `mode`
+MODES = {"zero": 0, "relu": 1, "tanh": 2, "sigmoid": 3}
 
 # ------------------------------------------------------------- reference (pure JAX)
 
@@ -201,25 +57,33 @@ def _h(mode: int, s):
     raise ValueError(f"unknown interaction mode {mode}")
 
 
-def _reference_drive(x, a, b, edges, *, mode):
-    """`edge_drive_p` by gathers and scatter-adds (any backend and transformation)."""
+def _reference_drive(x, a, b, edges, start, entries, *, mode):
+    """`edge_drive_p` by gathers and segment sums (any backend and transformation;
+    the compressed rows `start`, `entries` are not needed)."""
+    del start, entries
     i, j = edges[:, 0], edges[:, 1]
-    xi, xj = x[:, i], x[:, j]
-    w = (a[None] + b[None] * _h(mode, jnp.sum(xi * xj, axis=-1)))[..., None]
-    return jnp.zeros_like(x).at[:, i].add(w * xj).at[:, j].add(w * xi)
+
+    def one(x):
+        xi, xj = x[i], x[j]
+        w = (a + b * _h(mode, jnp.sum(xi * xj, axis=-1)))[:, None]
+        return sum_over_edges(edges, w * xj, w * xi, x.shape[0])
+
+    return jax.vmap(one)(x)
 
 
-def _reference_tangent(x, a, b, edges, dx, da, db, *, mode):
-    drive = lambda x, a, b: _reference_drive(x, a, b, edges, mode=mode)
+def _reference_tangent(x, a, b, edges, start, entries, dx, da, db, *, mode):
+    drive = lambda x, a, b: _reference_drive(x, a, b, edges, start, entries, mode=mode)
     return jax.jvp(drive, (x, a, b), (dx, da, db))[1]
 
 
-def _reference_cotangent(x, a, b, edges, ct, *, mode, groups, params):
+def _reference_cotangent(x, a, b, edges, start, entries, ct, *, mode, groups, params):
     size, n, d = x.shape
     per = size // groups
 
     def one(x, ct):
-        drive = lambda x, a, b: _reference_drive(x, a, b, edges, mode=mode)
+        drive = lambda x, a, b: _reference_drive(
+            x, a, b, edges, start, entries, mode=mode
+        )
         return jax.vjp(drive, x, a, b)[1](ct)
 
     xs = x.reshape(groups, per, n, d)
@@ -243,22 +107,24 @@ _REFERENCE = {
     edge_cotangent_p: _reference_cotangent,
 }
 # which arguments have the states' shape (B, N, D) and fold a `vmap` axis into B
-_STATE_ARGS = {edge_drive_p: (0,), edge_tangent_p: (0, 4), edge_cotangent_p: (0, 4)}
+_STATE_ARGS = {edge_drive_p: (0,), edge_tangent_p: (0, 6), edge_cotangent_p: (0, 6)}
+# the graph's arguments: the edges and their compressed rows (integers)
+_GRAPH_ARGS = (3, 4, 5)
 
 
-def _drive_abstract(x, a, b, edges, *, mode):
-    del a, b, edges, mode
+def _drive_abstract(x, a, b, edges, start, entries, *, mode):
+    del a, b, edges, start, entries, mode
     return jax.core.ShapedArray(x.shape, x.dtype)
 
 
-def _tangent_abstract(x, a, b, edges, dx, da, db, *, mode):
-    del a, b, edges, dx, da, db, mode
+def _tangent_abstract(x, a, b, edges, start, entries, dx, da, db, *, mode):
+    del a, b, edges, start, entries, dx, da, db, mode
     return jax.core.ShapedArray(x.shape, x.dtype)
 
 
-def _cotangent_abstract(x, a, b, edges, ct, *, mode, groups, params):
+def _cotangent_abstract(x, a, b, edges, start, entries, ct, *, mode, groups, params):
     # the parameters' cotangents are (groups, E); (groups, 0) when not wanted
-    del b, ct, mode
+    del b, start, entries, ct, mode
     e = edges.shape[0] if params else 0
     return (
         jax.core.ShapedArray(x.shape, x.dtype),
@@ -296,10 +162,10 @@ for _prim in _REFERENCE:
 
 def _cpu_lowering(target: str):
     def lowering(ctx, *args, **params):
-        ok, reason = _load()
-        if not ok:
+        status = _library.load()
+        if status.state != _library.BUILT:
             raise RuntimeError(
-                f"hopkur's compiled CPU kernels are not available: {reason}"
+                f"hopkur's compiled CPU kernels are not available: {status.detail}"
             )
         attrs = {
             "mode": np.int32(params["mode"]),
@@ -330,29 +196,26 @@ def _instantiate(t, like):
 
 
 def _drive_jvp(primals, tangents, *, mode):
-    x, a, b, edges = primals
-    dx, da, db, _ = tangents
-    out = edge_drive_p.bind(x, a, b, edges, mode=mode)
+    x, a, b, *graph = primals
+    dx, da, db = tangents[:3]
+    out = edge_drive_p.bind(x, a, b, *graph, mode=mode)
     if all(type(t) is ad.Zero for t in (dx, da, db)):
         return out, ad.Zero.from_primal_value(out)
     dx, da, db = (_instantiate(t, p) for t, p in zip((dx, da, db), (x, a, b)))
-    return out, edge_tangent_p.bind(x, a, b, edges, dx, da, db, mode=mode)
+    return out, edge_tangent_p.bind(x, a, b, *graph, dx, da, db, mode=mode)
 
 
-def _tangent_transpose(ct, x, a, b, edges, dx, da, db, *, mode):
-    if any(ad.is_undefined_primal(p) for p in (x, a, b, edges)):
+def _tangent_transpose(ct, x, a, b, edges, start, entries, dx, da, db, *, mode):
+    if any(ad.is_undefined_primal(p) for p in (x, a, b, edges, start, entries)):
         raise NotImplementedError("the edge tangent is linear in (dx, da, db) only")
     if type(ct) is ad.Zero:
-        return [None] * 7
+        return [None] * 9
     wants_params = ad.is_undefined_primal(da) or ad.is_undefined_primal(db)
     xbar, abar, bbar = edge_cotangent_p.bind(
-        x, a, b, edges, ct, mode=mode, groups=1, params=wants_params
+        x, a, b, edges, start, entries, ct, mode=mode, groups=1, params=wants_params
     )
     return [
-        None,
-        None,
-        None,
-        None,
+        *[None] * 6,
         xbar if ad.is_undefined_primal(dx) else None,
         abar[0] if ad.is_undefined_primal(da) else None,
         bbar[0] if ad.is_undefined_primal(db) else None,
@@ -362,18 +225,18 @@ def _tangent_transpose(ct, x, a, b, edges, dx, da, db, *, mode):
 def _reference_jvp(prim):
     # Second and higher derivatives: the reference written in JAX (exact, not fast).
     def jvp(primals, tangents, **params):
-        edges_at = 3
-        edges = primals[edges_at]
-        rest = [p for k, p in enumerate(primals) if k != edges_at]
+        graph = [primals[k] for k in _GRAPH_ARGS]
+        rest = [p for k, p in enumerate(primals) if k not in _GRAPH_ARGS]
         rest_t = [
             _instantiate(t, p)
             for k, (t, p) in enumerate(zip(tangents, primals))
-            if k != edges_at
+            if k not in _GRAPH_ARGS
         ]
 
         def fun(*rest):
             args = list(rest)
-            args.insert(edges_at, edges)
+            for k, g in zip(_GRAPH_ARGS, graph):
+                args.insert(k, g)
             return _REFERENCE[prim](*args, **params)
 
         out, t_out = jax.jvp(fun, tuple(rest), tuple(rest_t))
@@ -384,11 +247,14 @@ def _reference_jvp(prim):
     return jvp
 
 
-def _cotangent_transpose(cts, x, a, b, edges, ct, *, mode, groups, params):
+def _cotangent_transpose(
+    cts, x, a, b, edges, start, entries, ct, *, mode, groups, params
+):
     # The cotangent is linear in `ct`; its transpose (rarely needed: transposing a
     # VJP) through the reference.
+    graph = (edges, start, entries)
     if not ad.is_undefined_primal(ct) or any(
-        ad.is_undefined_primal(p) for p in (x, a, b, edges)
+        ad.is_undefined_primal(p) for p in (x, a, b, *graph)
     ):
         raise NotImplementedError("the edge cotangent is linear in `ct` only")
     cts = [
@@ -396,15 +262,15 @@ def _cotangent_transpose(cts, x, a, b, edges, ct, *, mode, groups, params):
         for c, s in zip(
             cts,
             _cotangent_abstract(
-                x, a, b, edges, ct.aval, mode=mode, groups=groups, params=params
+                x, a, b, *graph, ct.aval, mode=mode, groups=groups, params=params
             ),
         )
     ]
     fun = lambda ct: _reference_cotangent(
-        x, a, b, edges, ct, mode=mode, groups=groups, params=params
+        x, a, b, *graph, ct, mode=mode, groups=groups, params=params
     )
     (ct_bar,) = jax.linear_transpose(fun, ct.aval)(tuple(cts))
-    return [None, None, None, None, ct_bar]
+    return [*[None] * 6, ct_bar]
 
 
 ad.primitive_jvps[edge_drive_p] = _drive_jvp
@@ -458,48 +324,31 @@ for _prim in _REFERENCE:
 # ------------------------------------------------------------------------- entry
 
 
-def _drive(x, mode: int, a, b, edges):
+def _drive(x, mode: int, a, b, edges, table):
     # one state through `edge_drive_p`: the coefficients as (E,) arrays of the states'
-    # dtype (shared ones broadcast), the edges as int32
+    # dtype (shared ones broadcast), the edges as int32, `table` the compressed rows
+    # `(start, entries)` (empty: the kernel builds them)
     shape = edges.shape[:1]
     a = jnp.broadcast_to(jnp.asarray(a).astype(x.dtype), shape)
     b = jnp.broadcast_to(jnp.asarray(b).astype(x.dtype), shape)
-    return edge_drive_p.bind(x[None], a, b, edges.astype(jnp.int32), mode=mode)[0]
+    graph = (edges.astype(jnp.int32), *table)
+    return edge_drive_p.bind(x[None], a, b, *graph, mode=mode)[0]
 
 
 def native_edge_drive(
-    x: Float[Array, "n d"], interaction, edges: Int[Array, "e 2"]
+    x: Float[Array, "n d"], form: ClosedForm, edges: Int[Array, "e 2"], table
 ) -> Float[Array, "n d"]:
     r"""$d_i = \sum_{j\sim i}\varphi'_{ij}(x_i\cdot x_j)\,x_j$ for one state (batches
-    come from `vmap`) with the compiled kernels."""
-    name = type(interaction).__name__
-    if name == "LinearInteraction":
-        return linear_edge_drive(x, interaction.k, edges)
-    return _drive(x, MODES[name], interaction.a, interaction.b, edges)
+    come from `vmap`) with the compiled kernels, $\varphi$ a closed form; `table` the
+    graph's compressed rows (`EdgeGraph.table`)."""
+    if form.kind == "zero":
+        return linear_edge_drive(x, form.a, edges, table)
+    return _drive(x, MODES[form.kind], form.a, form.b, edges, table)
 
 
 def linear_edge_drive(
-    z: Float[Array, "n d"], c: Float[ArrayLike, "*e"], edges: Int[Array, "e 2"]
+    z: Float[Array, "n d"], c: Float[ArrayLike, "*e"], edges: Int[Array, "e 2"], table
 ) -> Float[Array, "n d"]:
     r"""$y_i = \sum_{j\sim i} c_{ij} z_j$ for one state (the linear interaction's drive
     on the states $z$; `c` per edge or shared) with the compiled kernels."""
-    return _drive(z, MODES["LinearInteraction"], c, 0.0, edges)
-
-
-def usable(dtype, interaction=None) -> bool:
-    """Whether `method="auto"` evaluates with the kernels: on CPU, when they are
-    available, for float32/float64 states (and a closed-form `interaction`, if
-    given)."""
-    return (
-        supports(interaction, dtype) and jax.default_backend() == "cpu" and available()
-    )
-
-
-def supports(interaction, dtype) -> bool:
-    """Whether the kernels evaluate this interaction (any, if `None`) at this
-    dtype."""
-    closed_form = interaction is None or type(interaction).__name__ in MODES
-    return closed_form and jnp.dtype(dtype) in (
-        jnp.dtype(jnp.float32),
-        jnp.dtype(jnp.float64),
-    )
+    return _drive(z, MODES["zero"], c, 0.0, edges, table)
