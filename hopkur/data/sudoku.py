@@ -677,8 +677,9 @@ def default_cache_dir() -> Path:
     `$HOPKUR_CACHE` if that environment variable is set and non-empty, otherwise
     `~/.cache/hopkur`.
     """
-    env = os.environ.get("HOPKUR_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "hopkur"
+    from .._cache import cache_dir
+
+    return cache_dir()
 
 
 def _cache_path(cache_dir: Path, split: str, n: int, seed: int, factor: int) -> Path:

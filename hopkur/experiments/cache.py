@@ -26,9 +26,11 @@ CACHE_VERSION = 1
 
 
 def default_cache_dir() -> Path:
-    """`$HOPKUR_CACHE` if set and non-empty, else `~/.cache/hopkur`."""
-    env = os.environ.get("HOPKUR_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "hopkur"
+    """`$HOPKUR_CACHE` if set and non-empty, else `~/.cache/hopkur` (hopkur's one
+    cache folder)."""
+    from .._cache import cache_dir
+
+    return cache_dir()
 
 
 def cache_paths(
