@@ -7,25 +7,6 @@ with its Lyapunov (energy) function.
 
 import importlib.metadata
 
-from ._analysis import (
-    capacity_sweep as capacity_sweep,
-    CapacitySweep as CapacitySweep,
-    corrupt_patterns as corrupt_patterns,
-    energy_along as energy_along,
-    find_fixed_points as find_fixed_points,
-    fixed_point_spectrum as fixed_point_spectrum,
-    FixedPoints as FixedPoints,
-    hebbian_weights as hebbian_weights,
-    kuramoto_order_theory as kuramoto_order_theory,
-    lorentzian_frequencies as lorentzian_frequencies,
-    lyapunov_report as lyapunov_report,
-    LyapunovReport as LyapunovReport,
-    order_parameter as order_parameter,
-    pattern_overlaps as pattern_overlaps,
-    planar_rotations as planar_rotations,
-    sign_retrieve as sign_retrieve,
-    Stability as Stability,
-)
 from ._correction import (
     ContextEncoder as ContextEncoder,
     LowRankOscillatorCorrection as LowRankOscillatorCorrection,
@@ -43,6 +24,12 @@ from ._discrete import (
     akorn_step as akorn_step,
     akorn_steps as akorn_steps,
     DiscreteTrajectory as DiscreteTrajectory,
+)
+from ._fixed_points import (
+    find_fixed_points as find_fixed_points,
+    fixed_point_spectrum as fixed_point_spectrum,
+    FixedPoints as FixedPoints,
+    Stability as Stability,
 )
 from ._graphs import (
     complete_edges as complete_edges,
@@ -94,11 +81,32 @@ from ._lagrangians import (
     lagrangian_softmax as lagrangian_softmax,
     lagrangian_tanh as lagrangian_tanh,
 )
+from ._lyapunov import (
+    energy_along as energy_along,
+    lyapunov_report as lyapunov_report,
+    LyapunovReport as LyapunovReport,
+)
+from ._memory import (
+    capacity_sweep as capacity_sweep,
+    CapacitySweep as CapacitySweep,
+    sign_retrieve as sign_retrieve,
+)
 from ._native import native_kernels as native_kernels
+from ._patterns import (
+    corrupt_patterns as corrupt_patterns,
+    hebbian_weights as hebbian_weights,
+    pattern_overlaps as pattern_overlaps,
+)
 from ._sphere import (
     normalise as normalise,
     project_tangent as project_tangent,
     random_sphere as random_sphere,
+)
+from ._synchrony import (
+    kuramoto_order_theory as kuramoto_order_theory,
+    lorentzian_frequencies as lorentzian_frequencies,
+    order_parameter as order_parameter,
+    planar_rotations as planar_rotations,
 )
 from ._system import AbstractEnergySystem as AbstractEnergySystem
 

@@ -1,13 +1,9 @@
 """Undirected coupling graphs as edge lists `(E, 2)`, each edge once with `i < j`."""
 
-import jax
 import numpy as np
 from jaxtyping import Int, PRNGKeyArray
 
-
-def _numpy_rng(key: PRNGKeyArray) -> np.random.Generator:
-    data = np.asarray(jax.random.key_data(key)).ravel().astype(np.uint64)
-    return np.random.default_rng([int(v) for v in data])
+from ._misc import numpy_rng
 
 
 def _as_edges(pairs) -> Int[np.ndarray, "e 2"]:
@@ -100,7 +96,7 @@ def small_world_edges(
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"`small_world_edges(p=...)` must lie in [0, 1]; got {p}.")
     lattice = ring_edges(n, k)
-    rng = _numpy_rng(key)
+    rng = numpy_rng(key)
     for _ in range(max_tries):
         adjacency = [set() for _ in range(n)]
         for u, v in lattice:
