@@ -25,6 +25,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from . import _native
 from ._custom_types import Args, RealScalarLike, Scalar
+from ._graphs import edge_matrix
 from ._hopfield import AbstractHopfield, activation, energy_from_drive
 from ._kuramoto import _check_state, _omega_times, Kuramoto, kuramoto_energy
 from ._misc import check_edges, check_finite, check_shape, is_concrete
@@ -152,12 +153,6 @@ def _edge_energy(edges, c, g, x, method="auto", cm=None):
     return jnp.sum(c * s * g[i] * g[j])
 
 
-def _edge_matrix(edges, c, n, dtype):
-    m = jnp.zeros((n, n), dtype=dtype)
-    m = m.at[edges[:, 0], edges[:, 1]].set(c)
-    return m.at[edges[:, 1], edges[:, 0]].set(c)
-
-
 class NetworkCoupling(AbstractHopfieldKuramotoCoupling):
     r"""Free coefficients $c_e$, one per coupling edge (the *network* variant, trained
     with everything else)."""
@@ -190,7 +185,7 @@ class NetworkCoupling(AbstractHopfieldKuramotoCoupling):
         return _HoistedNetworkCoupling(self.edges, self.weights, self.method, dense)
 
     def coefficients(self, w_s):
-        return _edge_matrix(self.edges, self.weights, w_s.shape[0], w_s.dtype)
+        return edge_matrix(self.edges, w_s.shape[0], self.weights, dtype=w_s.dtype)
 
 
 class _HoistedNetworkCoupling(NetworkCoupling):
@@ -213,6 +208,16 @@ NetworkCoupling.__init__.__doc__ = """**Arguments:**
 """
 
 
+def _check_scaled_coupling(call: str, coupling) -> None:
+    # The constructor checks shared by the additive and multiplicative couplings: a
+    # scalar, finite `alpha` on an optional graph.
+    check_shape(call, "alpha", coupling.alpha, ())
+    check_method(call, coupling.method, (*METHODS, "native"))
+    check_finite(call, "alpha", coupling.alpha)
+    if coupling.edges is not None:
+        check_edges(call, coupling.edges, None)
+
+
 class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
     r"""$c_{ij} = \alpha M_{ij}$ (the *additive* variant), $M$ the adjacency of `edges`,
     or all-to-all ($M = 1 - I$) when `edges` is `None`.
@@ -229,11 +234,7 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
     method: str = eqx.field(static=True, default="auto")
 
     def __check_init__(self):
-        check_shape("AdditiveCoupling", "alpha", self.alpha, ())
-        check_method("AdditiveCoupling", self.method, (*METHODS, "native"))
-        check_finite("AdditiveCoupling", "alpha", self.alpha)
-        if self.edges is not None:
-            check_edges("AdditiveCoupling", self.edges, None)
+        _check_scaled_coupling("AdditiveCoupling", self)
 
     @property
     def is_low_rank(self):
@@ -269,7 +270,7 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
                 jnp.ones((n, n), w_s.dtype) - jnp.eye(n, dtype=w_s.dtype)
             )
         c = jnp.broadcast_to(self.alpha, self.edges.shape[:1]).astype(w_s.dtype)
-        return _edge_matrix(self.edges, c, n, w_s.dtype)
+        return edge_matrix(self.edges, n, c, dtype=w_s.dtype)
 
     def _hoisted(self, x):
         return _with_hoisted_mask(self, x, _HoistedAdditiveCoupling)
@@ -321,11 +322,7 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
     method: str = eqx.field(static=True, default="auto")
 
     def __check_init__(self):
-        check_shape("MultiplicativeCoupling", "alpha", self.alpha, ())
-        check_method("MultiplicativeCoupling", self.method, (*METHODS, "native"))
-        check_finite("MultiplicativeCoupling", "alpha", self.alpha)
-        if self.edges is not None:
-            check_edges("MultiplicativeCoupling", self.edges, None)
+        _check_scaled_coupling("MultiplicativeCoupling", self)
 
     def _edge_coefficients(self, w_s):
         return self.alpha * w_s[self.edges[:, 0], self.edges[:, 1]]
@@ -357,7 +354,7 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
         n = w_s.shape[0]
         if self.edges is None:
             return self.alpha * (w_s - jnp.diag(jnp.diag(w_s)))
-        return _edge_matrix(self.edges, self._edge_coefficients(w_s), n, w_s.dtype)
+        return edge_matrix(self.edges, n, self._edge_coefficients(w_s), dtype=w_s.dtype)
 
     def _hoisted(self, x):
         return _with_hoisted_mask(self, x, _HoistedMultiplicativeCoupling)
