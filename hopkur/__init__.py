@@ -5,12 +5,10 @@ oscillatory neurons of AKOrN) and the coupled Hopfield–Kuramoto associative me
 with its Lyapunov (energy) function.
 """
 
+import importlib
 import importlib.metadata
+import warnings
 
-from ._correction import (
-    ContextEncoder as ContextEncoder,
-    LowRankOscillatorCorrection as LowRankOscillatorCorrection,
-)
 from ._coupled import (
     AbstractHopfieldKuramotoCoupling as AbstractHopfieldKuramotoCoupling,
     AdditiveCoupling as AdditiveCoupling,
@@ -112,3 +110,34 @@ from ._system import AbstractEnergySystem as AbstractEnergySystem
 
 
 __version__ = importlib.metadata.version("hopkur")
+
+
+# Deprecated names, resolved on first access (PEP 562) so that the core never imports
+# the applications layer (`hopkur.experiments`) when `hopkur` is imported.
+_DEPRECATED = {
+    "LowRankOscillatorCorrection": (
+        "hopkur.experiments.OscillatorCorrection",
+        "it is low-rank in one configuration of four (MODELS.md §3)",
+    ),
+    "ContextEncoder": (
+        "hopkur.experiments.ContextEncoder",
+        "the memory-editing model moved to the applications layer",
+    ),
+}
+
+
+def __getattr__(name: str):
+    if name in _DEPRECATED:
+        new, why = _DEPRECATED[name]
+        warnings.warn(
+            f"`hopkur.{name}` is deprecated; use `{new}` ({why}).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        module, _, attr = new.rpartition(".")
+        return getattr(importlib.import_module(module), attr)
+    if name == "data":
+        # `import hopkur` used to load `hopkur.data` as a side effect; keep
+        # `hopkur.data` usable after a bare `import hopkur`.
+        return importlib.import_module("hopkur.data")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
