@@ -85,11 +85,11 @@ class AbstractHopfieldKuramotoCoupling(eqx.Module):
         memory: for analysis and tests, never used by the dynamics."""
 
     @property
+    @abc.abstractmethod
     def is_low_rank(self) -> bool:
         r"""Whether $C \circ X X^\top$ is a low-rank (rank $\le D$) correction: only the
         all-to-all additive coupling. With a sparse graph the correction is generically
         full rank."""
-        return False
 
     def _hoisted(self, x: Float[Array, "n d"]) -> "AbstractHopfieldKuramotoCoupling":
         # This coupling with what its drives compute from the parameters alone computed
@@ -166,6 +166,10 @@ class NetworkCoupling(AbstractHopfieldKuramotoCoupling):
         check_method("NetworkCoupling", self.method, (*METHODS, "native"))
         check_shape("NetworkCoupling", "weights", self.weights, (self.edges.shape[0],))
         check_finite("NetworkCoupling", "weights", self.weights)
+
+    @property
+    def is_low_rank(self):
+        return False
 
     def drives(self, g, x, w_s):
         cm = self._dense_coefficients(w_s)
@@ -323,6 +327,10 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
 
     def __check_init__(self):
         _check_scaled_coupling("MultiplicativeCoupling", self)
+
+    @property
+    def is_low_rank(self):
+        return False
 
     def _edge_coefficients(self, w_s):
         return self.alpha * w_s[self.edges[:, 0], self.edges[:, 1]]

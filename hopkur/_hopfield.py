@@ -247,16 +247,6 @@ class Hopfield(AbstractHopfield):
         r"""$W_s g$."""
         return self.symmetric_weights @ g
 
-    def vector_field(self, t: RealScalarLike, y: Float[Array, " n"], args: Args):
-        del t, args
-        check_shape("Hopfield.vector_field", "y", y, (self.num_units,))
-        return hopfield_vector_field(y, self.weights, self.bias, self.lagrangian)
-
-    def energy(self, y: Float[Array, " n"], args: Args) -> Scalar:
-        del args
-        check_shape("Hopfield.energy", "y", y, (self.num_units,))
-        return hopfield_energy(y, self.weights, self.bias, self.lagrangian)
-
     def energy_bounded_below(self) -> bool | None:
         r"""Whether the energy is known to be bounded below (so that trajectories
         converge rather than run away).

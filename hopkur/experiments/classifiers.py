@@ -24,6 +24,10 @@ The loss is $\frac1B\sum_b \sum_c (\ell_c - (2\,\mathrm{onehot}_c - 1))^2$
 Every classifier is called on a *batch*: `model(images)` returns `(B, C)` scores. The
 batch is integrated as one system with per-sample error control (see
 `hopkur.experiments._batch`).
+
+This module is long because the three classifiers are one protocol (MODELS.md §4.1):
+they share their encoders, readout conventions, size checks and construction helpers,
+which split over three files would have to be imported back and forth.
 """
 
 import abc
@@ -146,16 +150,15 @@ class AbstractClassifier(eqx.Module):
     def readout(self, y: PyTree[Array]) -> Float[Array, " c"]:
         """The class scores $\\ell$ of one final state."""
 
+    @abc.abstractmethod
     def trainable_filter(self) -> PyTree[bool]:
-        """`True` on the arrays that training updates (by default every floating
-        array). Use with `eqx.partition`."""
-        return jtu.tree_map(eqx.is_inexact_array, self)
+        """`True` on the arrays that training updates (for the classifiers of this
+        module every floating array). Use with `eqx.partition`."""
 
     @property
+    @abc.abstractmethod
     def dtype(self):
         """The floating dtype of the parameters."""
-        leaves = jtu.tree_leaves(eqx.filter(self, eqx.is_inexact_array))
-        return leaves[0].dtype
 
     def __call__(
         self,
@@ -191,6 +194,16 @@ class AbstractClassifier(eqx.Module):
             self.system, y0, t1=T1, rtol=RTOL, atol=ATOL, max_steps=max_steps
         )
         return jax.vmap(self.readout)(y1)
+
+
+def _every_floating_array(module) -> PyTree[bool]:
+    # the `trainable_filter` of the classifiers here: every floating array
+    return jtu.tree_map(eqx.is_inexact_array, module)
+
+
+def _parameter_dtype(module):
+    # the `dtype` of the classifiers here: that of their first floating array
+    return jtu.tree_leaves(eqx.filter(module, eqx.is_inexact_array))[0].dtype
 
 
 def _no_context(name: str, context) -> None:
@@ -277,6 +290,13 @@ class HopfieldClassifier(AbstractClassifier):
 
     def readout(self, y):
         return y[-self.num_classes :]
+
+    def trainable_filter(self) -> PyTree[bool]:
+        return _every_floating_array(self)
+
+    @property
+    def dtype(self):
+        return _parameter_dtype(self)
 
 
 def _oscillator_coupling(call, n, dim, graph_k, interaction, dtype, *, key):
@@ -435,6 +455,13 @@ class KuramotoClassifier(AbstractClassifier):
     def readout(self, y):
         return y[-self.num_classes :] @ y[self.num_inputs]
 
+    def trainable_filter(self) -> PyTree[bool]:
+        return _every_floating_array(self)
+
+    @property
+    def dtype(self):
+        return _parameter_dtype(self)
+
 
 class HopfieldKuramotoClassifier(AbstractClassifier):
     r"""The coupled Hopfield–Kuramoto network ([`hopkur.HopfieldKuramoto`][], *network*
@@ -534,3 +561,10 @@ class HopfieldKuramotoClassifier(AbstractClassifier):
 
     def readout(self, y):
         return y[0][-self.num_classes :]
+
+    def trainable_filter(self) -> PyTree[bool]:
+        return _every_floating_array(self)
+
+    @property
+    def dtype(self):
+        return _parameter_dtype(self)
