@@ -153,6 +153,17 @@ class AbstractHopfield(AbstractEnergySystem):
     bias: eqx.AbstractVar[Float[Array, " n"]]
     lagrangian: eqx.AbstractVar[Lagrangian]
 
+    def __check_init__(self):
+        # the checks every Hopfield network shares (equinox runs it after the
+        # subclass's own `__check_init__`, which checks the shapes)
+        call = type(self).__name__
+        check_finite(call, "bias", self.bias)
+        if not callable(self.lagrangian):
+            raise ValueError(
+                f"`{call}(lagrangian=...)` must be a callable `x -> scalar`; got "
+                f"{type(self.lagrangian).__name__}."
+            )
+
     @property
     @abc.abstractmethod
     def num_units(self) -> int:
@@ -226,12 +237,6 @@ class Hopfield(AbstractHopfield):
         check_shape("Hopfield", "weights", self.weights, (n, n))
         check_shape("Hopfield", "bias", self.bias, (n,))
         check_finite("Hopfield", "weights", self.weights)
-        check_finite("Hopfield", "bias", self.bias)
-        if not callable(self.lagrangian):
-            raise ValueError(
-                "`Hopfield(lagrangian=...)` must be a callable `x -> scalar`; got "
-                f"{type(self.lagrangian).__name__}."
-            )
 
     @property
     def num_units(self) -> int:
@@ -306,13 +311,7 @@ class HebbianHopfield(AbstractHopfield):
         check_shape(call, "bias", self.bias, (self.patterns.shape[1],))
         check_shape(call, "strength", self.strength, ())
         check_finite(call, "patterns", self.patterns)
-        check_finite(call, "bias", self.bias)
         check_finite(call, "strength", self.strength)
-        if not callable(self.lagrangian):
-            raise ValueError(
-                f"`{call}(lagrangian=...)` must be a callable `x -> scalar`; got "
-                f"{type(self.lagrangian).__name__}."
-            )
 
     @property
     def num_units(self) -> int:
