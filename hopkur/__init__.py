@@ -41,9 +41,6 @@ from ._hopfield import (
     Hopfield as Hopfield,
     hopfield_energy as hopfield_energy,
     hopfield_vector_field as hopfield_vector_field,
-    layered_hopfield_energy as layered_hopfield_energy,
-    layered_hopfield_vector_field as layered_hopfield_vector_field,
-    LayeredHopfield as LayeredHopfield,
 )
 from ._integrate import (
     implicit_linear_solver as implicit_linear_solver,
@@ -78,6 +75,11 @@ from ._lagrangians import (
     lagrangian_sigmoid as lagrangian_sigmoid,
     lagrangian_softmax as lagrangian_softmax,
     lagrangian_tanh as lagrangian_tanh,
+)
+from ._layered import (
+    layered_hopfield_energy as layered_hopfield_energy,
+    layered_hopfield_vector_field as layered_hopfield_vector_field,
+    LayeredHopfield as LayeredHopfield,
 )
 from ._lyapunov import (
     energy_along as energy_along,
