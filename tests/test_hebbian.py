@@ -219,12 +219,17 @@ def test_non_finite_patterns_are_errors(call, name):
 
 
 def test_non_finite_patterns_are_errors_under_jit():
-    for fn in (
-        hopkur.hebbian_weights,
-        lambda p: hopkur.corrupt_patterns(p, 0.25, key=jr.key(0)),
-        lambda p: hopkur.pattern_overlaps(p, p),
+    def corrupt(p):
+        return hopkur.corrupt_patterns(p, 0.25, key=jr.key(0))
+
+    def overlaps(p):
+        return hopkur.pattern_overlaps(p, p)
+
+    for jitted in (
+        eqx.filter_jit(hopkur.hebbian_weights),
+        eqx.filter_jit(corrupt),
+        eqx.filter_jit(overlaps),
     ):
-        jitted = eqx.filter_jit(fn)
         jitted(jnp.ones((2, 4)))  # finite patterns pass
         with pytest.raises(eqx.EquinoxRuntimeError, match="must be finite"):
             jax.block_until_ready(jitted(_NAN_PATTERNS))

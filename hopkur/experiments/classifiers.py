@@ -157,7 +157,7 @@ class AbstractClassifier(eqx.Module):
 
     @property
     @abc.abstractmethod
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         """The floating dtype of the parameters."""
 
     def __call__(
@@ -201,7 +201,7 @@ def _every_floating_array(module) -> PyTree[bool]:
     return jtu.tree_map(eqx.is_inexact_array, module)
 
 
-def _parameter_dtype(module):
+def _parameter_dtype(module) -> np.dtype:
     # the `dtype` of the classifiers here: that of their first floating array
     return jtu.tree_leaves(eqx.filter(module, eqx.is_inexact_array))[0].dtype
 
@@ -295,7 +295,7 @@ class HopfieldClassifier(AbstractClassifier):
         return _every_floating_array(self)
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return _parameter_dtype(self)
 
 
@@ -459,7 +459,7 @@ class KuramotoClassifier(AbstractClassifier):
         return _every_floating_array(self)
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return _parameter_dtype(self)
 
 
@@ -566,5 +566,5 @@ class HopfieldKuramotoClassifier(AbstractClassifier):
         return _every_floating_array(self)
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return _parameter_dtype(self)

@@ -104,7 +104,7 @@ class EditedClassifier(AbstractClassifier):
         return self.correction
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self.correction.oscillators.dtype
 
     def initial_state(self, image, context=None):
