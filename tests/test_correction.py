@@ -266,3 +266,15 @@ def test_core_imports_no_application_dependency():
         env={**os.environ, "JAX_PLATFORMS": "cpu"},
     )
     assert out.stdout.strip() == "[]", out.stdout
+    # `hopkur.data`, which the core no longer loads, is still reachable after a bare
+    # `import hopkur` (it used to be loaded as a side effect)
+    code = "import hopkur\nprint(hopkur.data.hebbian_weights is hopkur.hebbian_weights)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    assert out.stdout.strip() == "True", out.stdout
