@@ -5,31 +5,10 @@ oscillatory neurons of AKOrN) and the coupled Hopfield–Kuramoto associative me
 with its Lyapunov (energy) function.
 """
 
+import importlib
 import importlib.metadata
+import warnings
 
-from ._analysis import (
-    capacity_sweep as capacity_sweep,
-    CapacitySweep as CapacitySweep,
-    corrupt_patterns as corrupt_patterns,
-    energy_along as energy_along,
-    find_fixed_points as find_fixed_points,
-    fixed_point_spectrum as fixed_point_spectrum,
-    FixedPoints as FixedPoints,
-    hebbian_weights as hebbian_weights,
-    kuramoto_order_theory as kuramoto_order_theory,
-    lorentzian_frequencies as lorentzian_frequencies,
-    lyapunov_report as lyapunov_report,
-    LyapunovReport as LyapunovReport,
-    order_parameter as order_parameter,
-    pattern_overlaps as pattern_overlaps,
-    planar_rotations as planar_rotations,
-    sign_retrieve as sign_retrieve,
-    Stability as Stability,
-)
-from ._correction import (
-    ContextEncoder as ContextEncoder,
-    LowRankOscillatorCorrection as LowRankOscillatorCorrection,
-)
 from ._coupled import (
     AbstractHopfieldKuramotoCoupling as AbstractHopfieldKuramotoCoupling,
     AdditiveCoupling as AdditiveCoupling,
@@ -44,6 +23,12 @@ from ._discrete import (
     akorn_steps as akorn_steps,
     DiscreteTrajectory as DiscreteTrajectory,
 )
+from ._fixed_points import (
+    find_fixed_points as find_fixed_points,
+    fixed_point_spectrum as fixed_point_spectrum,
+    FixedPoints as FixedPoints,
+    Stability as Stability,
+)
 from ._graphs import (
     complete_edges as complete_edges,
     ring_edges as ring_edges,
@@ -56,9 +41,6 @@ from ._hopfield import (
     Hopfield as Hopfield,
     hopfield_energy as hopfield_energy,
     hopfield_vector_field as hopfield_vector_field,
-    layered_hopfield_energy as layered_hopfield_energy,
-    layered_hopfield_vector_field as layered_hopfield_vector_field,
-    LayeredHopfield as LayeredHopfield,
 )
 from ._integrate import (
     implicit_linear_solver as implicit_linear_solver,
@@ -94,13 +76,70 @@ from ._lagrangians import (
     lagrangian_softmax as lagrangian_softmax,
     lagrangian_tanh as lagrangian_tanh,
 )
+from ._layered import (
+    layered_hopfield_energy as layered_hopfield_energy,
+    layered_hopfield_vector_field as layered_hopfield_vector_field,
+    LayeredHopfield as LayeredHopfield,
+)
+from ._lyapunov import (
+    energy_along as energy_along,
+    lyapunov_report as lyapunov_report,
+    LyapunovReport as LyapunovReport,
+)
+from ._memory import (
+    capacity_sweep as capacity_sweep,
+    CapacitySweep as CapacitySweep,
+    sign_retrieve as sign_retrieve,
+)
 from ._native import native_kernels as native_kernels
+from ._patterns import (
+    corrupt_patterns as corrupt_patterns,
+    hebbian_weights as hebbian_weights,
+    pattern_overlaps as pattern_overlaps,
+)
 from ._sphere import (
     normalise as normalise,
     project_tangent as project_tangent,
     random_sphere as random_sphere,
 )
+from ._synchrony import (
+    kuramoto_order_theory as kuramoto_order_theory,
+    lorentzian_frequencies as lorentzian_frequencies,
+    order_parameter as order_parameter,
+    planar_rotations as planar_rotations,
+)
 from ._system import AbstractEnergySystem as AbstractEnergySystem
 
 
 __version__ = importlib.metadata.version("hopkur")
+
+
+# Deprecated names, resolved on first access (PEP 562) so that the core never imports
+# the applications layer (`hopkur.experiments`) when `hopkur` is imported.
+_DEPRECATED = {
+    "LowRankOscillatorCorrection": (
+        "hopkur.experiments.OscillatorCorrection",
+        "it is low-rank in one configuration of four (MODELS.md §3)",
+    ),
+    "ContextEncoder": (
+        "hopkur.experiments.ContextEncoder",
+        "the memory-editing model moved to the applications layer",
+    ),
+}
+
+
+def __getattr__(name: str):
+    if name in _DEPRECATED:
+        new, why = _DEPRECATED[name]
+        warnings.warn(
+            f"`hopkur.{name}` is deprecated; use `{new}` ({why}).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        module, _, attr = new.rpartition(".")
+        return getattr(importlib.import_module(module), attr)
+    if name == "data":
+        # `import hopkur` used to load `hopkur.data` as a side effect; keep
+        # `hopkur.data` usable after a bare `import hopkur`.
+        return importlib.import_module("hopkur.data")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -82,11 +82,11 @@ class AbstractHopfieldKuramotoCoupling(eqx.Module):
         memory: for analysis and tests, never used by the dynamics."""
 
     @property
+    @abc.abstractmethod
     def is_low_rank(self) -> bool:
         r"""Whether $C \circ X X^\top$ is a low-rank (rank $\le D$) correction: only the
         all-to-all additive coupling. With a sparse graph the correction is generically
         full rank."""
-        return False
 
     def _hoisted(self, x: Float[Array, "n d"]) -> "AbstractHopfieldKuramotoCoupling":
         # This coupling with what its drives compute from the parameters alone computed
@@ -175,6 +175,10 @@ class NetworkCoupling(AbstractHopfieldKuramotoCoupling):
         check_shape("NetworkCoupling", "weights", self.weights, (self.edges.shape[0],))
         check_finite("NetworkCoupling", "weights", self.weights)
 
+    @property
+    def is_low_rank(self):
+        return False
+
     def _dense_coefficients(self):
         # the hoisted dense coefficient matrix C (tied to the per-edge weights), or
         # None to build it per evaluation
@@ -210,6 +214,16 @@ NetworkCoupling.__init__.__doc__ = """**Arguments:**
 """
 
 
+def _check_scaled_coupling(call: str, coupling) -> None:
+    # The constructor checks shared by the additive and multiplicative couplings: a
+    # scalar, finite `alpha` on an optional graph.
+    check_shape(call, "alpha", coupling.alpha, ())
+    check_method(call, coupling.method, (*METHODS, "native"))
+    check_finite(call, "alpha", coupling.alpha)
+    if coupling.edges is not None:
+        check_edges(call, coupling.edges, None)
+
+
 class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
     r"""$c_{ij} = \alpha M_{ij}$ (the *additive* variant), $M$ the adjacency of `edges`,
     or all-to-all ($M = 1 - I$) when `edges` is `None`.
@@ -238,11 +252,7 @@ class AdditiveCoupling(AbstractHopfieldKuramotoCoupling):
         return None if self.graph is None else self.graph.edges
 
     def __check_init__(self):
-        check_shape("AdditiveCoupling", "alpha", self.alpha, ())
-        check_method("AdditiveCoupling", self.method, (*METHODS, "native"))
-        check_finite("AdditiveCoupling", "alpha", self.alpha)
-        if self.edges is not None:
-            check_edges("AdditiveCoupling", self.edges, None)
+        _check_scaled_coupling("AdditiveCoupling", self)
 
     @property
     def is_low_rank(self):
@@ -338,11 +348,11 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
         return None if self.graph is None else self.graph.edges
 
     def __check_init__(self):
-        check_shape("MultiplicativeCoupling", "alpha", self.alpha, ())
-        check_method("MultiplicativeCoupling", self.method, (*METHODS, "native"))
-        check_finite("MultiplicativeCoupling", "alpha", self.alpha)
-        if self.edges is not None:
-            check_edges("MultiplicativeCoupling", self.edges, None)
+        _check_scaled_coupling("MultiplicativeCoupling", self)
+
+    @property
+    def is_low_rank(self):
+        return False
 
     def _edge_coefficients(self, w_s):
         assert self.graph is not None

@@ -1,18 +1,46 @@
 """Undirected coupling graphs as edge lists `(E, 2)`, each edge once with `i < j`."""
 
-import jax
+import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Int, PRNGKeyArray
+from jax.typing import DTypeLike
+from jaxtyping import Array, ArrayLike, Int, PRNGKeyArray, Shaped
 
-
-def _numpy_rng(key: PRNGKeyArray) -> np.random.Generator:
-    data = np.asarray(jax.random.key_data(key)).ravel().astype(np.uint64)
-    return np.random.default_rng([int(v) for v in data])
+from ._misc import numpy_rng
 
 
 def _as_edges(pairs) -> Int[np.ndarray, "e 2"]:
     e = np.asarray(sorted(pairs), dtype=np.int32).reshape(-1, 2)
     return e
+
+
+def edge_matrix(
+    edges: Int[ArrayLike, "e 2"],
+    n: int,
+    values: Shaped[ArrayLike, " e"] | None = None,
+    *,
+    dtype: DTypeLike | None = None,
+) -> Shaped[Array, "n n"]:
+    """The dense symmetric `(n, n)` matrix of an undirected graph: `values[e]` at
+    `(i, j)` and `(j, i)` for each edge `e = (i, j)`, zeros elsewhere (one scatter of
+    `2E` entries; differentiable in `values`). With `values=None`, the adjacency
+    matrix: ones of `dtype` (default `bool`) on the edges.
+
+    The one builder of dense edge matrices of the library: coupling coefficients,
+    masks and adjacency matrices. Each undirected edge must appear once (as
+    `check_edges` ensures).
+    """
+    edges = jnp.asarray(edges)
+    if values is None:
+        values = jnp.ones(edges.shape[:1], bool if dtype is None else dtype)
+    elif dtype is not None:
+        values = jnp.asarray(values, dtype)
+    else:
+        values = jnp.asarray(values)
+    i, j = edges[:, 0], edges[:, 1]
+    index = jnp.concatenate([i * n + j, j * n + i])
+    flat = jnp.zeros((n * n,), values.dtype)
+    flat = flat.at[index].set(jnp.concatenate([values, values]), unique_indices=True)
+    return flat.reshape(n, n)
 
 
 def complete_edges(n: int) -> Int[np.ndarray, "e 2"]:
@@ -100,7 +128,7 @@ def small_world_edges(
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"`small_world_edges(p=...)` must lie in [0, 1]; got {p}.")
     lattice = ring_edges(n, k)
-    rng = _numpy_rng(key)
+    rng = numpy_rng(key)
     for _ in range(max_tries):
         adjacency = [set() for _ in range(n)]
         for u, v in lattice:

@@ -34,22 +34,28 @@ def _check_params(call: str, **params) -> None:
         check_finite(call, name, value)
 
 
+def _autodiff_derivative(potential, s):
+    # phi'(s) by one forward-mode derivative of an elementwise potential
+    _, ds = jax.jvp(potential, (s,), (jnp.ones_like(s),))
+    return ds
+
+
 class AbstractInteraction(eqx.Module):
     r"""Abstract base class for an interaction $\varphi(s)$ applied edge by edge.
 
-    Subclasses define `potential`; `derivative` defaults to forward-mode autodiff of
-    `potential` (valid because `potential` acts elementwise on `s`) and is overridden by
-    a closed form where there is one.
+    Subclasses define `potential` and `derivative`: a closed form where there is one,
+    else forward-mode autodiff of `potential` (as [`hopkur.MLPInteraction`][] and
+    [`hopkur.FunctionInteraction`][] do; valid because `potential` acts elementwise on
+    `s`).
     """
 
     @abc.abstractmethod
     def potential(self, s: Float[Array, " e"]) -> Float[Array, " e"]:
         r"""$\varphi(s)$, elementwise over the edges."""
 
+    @abc.abstractmethod
     def derivative(self, s: Float[Array, " e"]) -> Float[Array, " e"]:
         r"""$\varphi'(s)$, elementwise over the edges."""
-        _, ds = jax.jvp(self.potential, (s,), (jnp.ones_like(s),))
-        return ds
 
     #: The names of the fields that may hold per-edge parameters (shape `(E,)`), or
     #: `None`: every one-dimensional array leaf may (set by interactions whose other
@@ -273,6 +279,9 @@ class MLPInteraction(AbstractInteraction):
     def potential(self, s):
         return self.scale * jax.vmap(self.mlp)(s)
 
+    def derivative(self, s):
+        return _autodiff_derivative(self.potential, s)
+
 
 class FunctionInteraction(AbstractInteraction):
     r"""Any user function $\varphi(s, \theta)$, differentiated by autodiff.
@@ -292,6 +301,9 @@ class FunctionInteraction(AbstractInteraction):
 
     def potential(self, s):
         return self.fn(s, self.params)
+
+    def derivative(self, s):
+        return _autodiff_derivative(self.potential, s)
 
 
 FunctionInteraction.__init__.__doc__ = """**Arguments:**

@@ -1,5 +1,6 @@
 """Private helpers: input validation shared by the model constructors."""
 
+import equinox as eqx
 import jax
 import jax.core
 import jax.numpy as jnp
@@ -10,6 +11,13 @@ def is_concrete(*arrays) -> bool:
     """True when every argument holds concrete values (not a tracer under a
     transform)."""
     return not any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
+def numpy_rng(key) -> np.random.Generator:
+    """A NumPy generator seeded by the data of a `jax.random.key` (for host-side
+    draws that must follow the key: graphs, pattern sets)."""
+    data = np.asarray(jax.random.key_data(key)).ravel()
+    return np.random.default_rng([int(v) for v in data])
 
 
 def check_shape(call: str, name: str, array, expected: tuple) -> None:
@@ -95,3 +103,23 @@ def tolerance(*arrays) -> float:
         if is_concrete(a) and jnp.size(a):
             scale = max(scale, float(jnp.max(jnp.abs(a))))
     return 100 * (eps or float(jnp.finfo(jnp.float32).eps)) * scale
+
+
+def ensure_finite(call: str, name: str, array):
+    """`array`, checked to hold no NaN or infinity.
+
+    Concrete floating values are checked at once (a `ValueError` naming `name`, as
+    `check_finite`); traced ones (under `jit` or `vmap`) through `eqx.error_if`, so
+    the returned array must be used in their place. Integer and boolean arrays are
+    returned as they are.
+    """
+    if not jnp.issubdtype(jnp.result_type(array), jnp.inexact):
+        return array
+    if is_concrete(array):
+        check_finite(call, name, array)
+        return array
+    return eqx.error_if(
+        array,
+        ~jnp.all(jnp.isfinite(array)),
+        f"`{call}({name}=...)` must be finite; got NaN or infinite values.",
+    )

@@ -10,8 +10,8 @@ def row_dot(x: Float[Array, "*n d"], y: Float[Array, "*n d"]) -> Float[Array, "*
 
     For short rows ($d \le 8$) written as a sum of $d$ products rather than a
     reduction: XLA:CPU hands reductions to a library whose kernels are slow over a short
-    last axis (at $100\times 896\times 5$ float32: 1.7 ms as a reduction, 0.7 ms
-    unrolled, for a tangent projection).
+    last axis (measured in benchmarks/README.md, "Measurements behind implementation
+    choices").
     """
     d = x.shape[-1]
     if d > 8 or d == 0:

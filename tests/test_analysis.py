@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import hopkur
+import hopkur.data
 
 
 def _unit(x):
@@ -218,12 +219,17 @@ def test_hebbian_overlaps_and_corruption(getkey):
     assert jnp.allclose(jnp.diag(hopkur.pattern_overlaps(bad, big)), 0.8)
     with pytest.raises((ValueError, TypeError), match="flip_fraction"):
         hopkur.corrupt_patterns(big, 1.5, key=getkey())
-    # One operation, two names: the same draws as hopkur.data.corrupt.
+    # One rule, one implementation: the deprecated hopkur.data.corrupt makes the same
+    # draws (under its old argument name).
     key = getkey()
+    with pytest.warns(DeprecationWarning, match="hopkur.corrupt_patterns"):
+        corrupt = hopkur.data.corrupt
     assert jnp.array_equal(
-        hopkur.corrupt_patterns(big, 0.3, key=key),
-        hopkur.data.corrupt(big, 0.3, key=key),
+        hopkur.corrupt_patterns(big, 0.3, key=key), corrupt(big, fraction=0.3, key=key)
     )
+    with pytest.warns(DeprecationWarning):
+        from hopkur.data.patterns import corrupt as corrupt_too
+    assert corrupt_too is corrupt
 
 
 def test_sign_retrieval_repairs_a_corrupted_pattern(getkey):

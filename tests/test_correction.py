@@ -1,4 +1,10 @@
-"""LowRankOscillatorCorrection: effective weights, frozen network, gradients."""
+"""hopkur.experiments.OscillatorCorrection (formerly LowRankOscillatorCorrection):
+effective weights, frozen network, gradients; the deprecated aliases; the core imports
+no application dependency."""
+
+import os
+import subprocess
+import sys
 
 import diffrax as dfx
 import equinox as eqx
@@ -9,6 +15,7 @@ import optax
 import pytest
 
 import hopkur
+from hopkur.experiments import ContextEncoder, OscillatorCorrection
 
 
 N, D, P = 12, 3, 5
@@ -46,7 +53,7 @@ def _loss_and_grad(correction, x_h, context):
 
 def test_effective_weights_additive_all_to_all(getkey):
     hop = _hopfield()
-    c = hopkur.LowRankOscillatorCorrection(hop, D, alpha=0.7, kappa_h=2.0, key=getkey())
+    c = OscillatorCorrection(hop, D, alpha=0.7, kappa_h=2.0, key=getkey())
     x = c.initial_oscillators()
     w_s = 0.5 * (hop.weights + hop.weights.T)
     expected = w_s + (0.7 / 2.0) * (x @ x.T - jnp.eye(N))
@@ -60,7 +67,7 @@ def test_effective_weights_additive_all_to_all(getkey):
 def test_effective_weights_sparse_and_multiplicative(mode, getkey):
     hop = _hopfield()
     edges = np.asarray(hopkur.small_world_edges(getkey(), N, 4, 0.2))
-    c = hopkur.LowRankOscillatorCorrection(
+    c = OscillatorCorrection(
         hop, D, mode=mode, edges=edges, alpha=0.3, kappa_h=0.5, key=getkey()
     )
     x = np.asarray(c.initial_oscillators())
@@ -75,7 +82,7 @@ def test_effective_weights_sparse_and_multiplicative(mode, getkey):
 
 def test_threshold_dynamics_use_effective_weights(getkey):
     hop = _hopfield()
-    c = hopkur.LowRankOscillatorCorrection(hop, D, alpha=0.4, kappa_h=1.5, key=getkey())
+    c = OscillatorCorrection(hop, D, alpha=0.4, kappa_h=1.5, key=getkey())
     y = c.initial_state(_x_h())
     dx_h, _ = c.vector_field(0.0, y, None)
     g = jnp.tanh(y[0])
@@ -84,23 +91,19 @@ def test_threshold_dynamics_use_effective_weights(getkey):
 
 
 def test_parameter_count(getkey):
-    c = hopkur.LowRankOscillatorCorrection(_hopfield(), D, key=getkey())
+    c = OscillatorCorrection(_hopfield(), D, key=getkey())
     # initial oscillators, alpha and the mean-field coupling strength
     assert c.num_parameters == N * D + 2
     assert c.num_full_update_parameters == N * N
-    encoder = hopkur.ContextEncoder(P, N, D, rank=2, key=getkey())
-    c = hopkur.LowRankOscillatorCorrection(
-        _hopfield(), D, encoder=encoder, key=getkey()
-    )
+    encoder = ContextEncoder(P, N, D, rank=2, key=getkey())
+    c = OscillatorCorrection(_hopfield(), D, encoder=encoder, key=getkey())
     assert c.num_parameters == N * D + 2 + (2 * P + 2 + N * D * 2)
 
 
 def _with_encoder(key, alpha=0.2):
     ekey, ckey = jax.random.split(key)
-    encoder = hopkur.ContextEncoder(P, N, D, rank=2, key=ekey)
-    return hopkur.LowRankOscillatorCorrection(
-        _hopfield(), D, alpha=alpha, encoder=encoder, key=ckey
-    )
+    encoder = ContextEncoder(P, N, D, rank=2, key=ekey)
+    return OscillatorCorrection(_hopfield(), D, alpha=alpha, encoder=encoder, key=ckey)
 
 
 _CONTEXT = jnp.asarray(np.random.default_rng(3).uniform(size=P))
@@ -150,10 +153,8 @@ def test_frozen_network_not_updated_by_training(getkey):
 
 
 def test_context_changes_oscillators(getkey):
-    encoder = hopkur.ContextEncoder(P, N, D, rank=3, key=getkey())
-    c = hopkur.LowRankOscillatorCorrection(
-        _hopfield(), D, encoder=encoder, key=getkey()
-    )
+    encoder = ContextEncoder(P, N, D, rank=3, key=getkey())
+    c = OscillatorCorrection(_hopfield(), D, encoder=encoder, key=getkey())
     rng = np.random.default_rng(0)
     a = c.initial_oscillators(jnp.asarray(rng.uniform(size=P)))
     b = c.initial_oscillators(jnp.asarray(rng.uniform(size=P)))
@@ -166,9 +167,7 @@ def test_context_changes_oscillators(getkey):
 def test_shared_omega_is_not_trained(getkey):
     omega = jnp.asarray(np.random.default_rng(0).standard_normal((D, D)))
     kuramoto = hopkur.Kuramoto(hopkur.MeanFieldCoupling(jnp.asarray(0.5)), omega=omega)
-    c = hopkur.LowRankOscillatorCorrection(
-        _hopfield(), D, kuramoto=kuramoto, key=getkey()
-    )
+    c = OscillatorCorrection(_hopfield(), D, kuramoto=kuramoto, key=getkey())
     spec = c.trainable_filter()
     assert spec.kuramoto.omega is False
     assert spec.kuramoto.coupling.strength is True
@@ -177,7 +176,7 @@ def test_shared_omega_is_not_trained(getkey):
 
 
 def test_energy_is_lyapunov(getkey):
-    c = hopkur.LowRankOscillatorCorrection(
+    c = OscillatorCorrection(
         _hopfield(),
         D,
         kuramoto=hopkur.Kuramoto(hopkur.MeanFieldCoupling(jnp.asarray(0.3))),
@@ -192,20 +191,90 @@ def test_energy_is_lyapunov(getkey):
 def test_errors(getkey):
     hop = _hopfield()
     with pytest.raises(ValueError, match="dim"):
-        hopkur.LowRankOscillatorCorrection(hop, 1, key=getkey())
+        OscillatorCorrection(hop, 1, key=getkey())
     with pytest.raises((ValueError, TypeError), match="mode"):
-        hopkur.LowRankOscillatorCorrection(hop, D, mode="sideways", key=getkey())  # pyright: ignore
+        OscillatorCorrection(hop, D, mode="sideways", key=getkey())  # pyright: ignore
     with pytest.raises((ValueError, TypeError), match="hopfield"):
-        hopkur.LowRankOscillatorCorrection("W", D, key=getkey())  # pyright: ignore
+        OscillatorCorrection("W", D, key=getkey())  # pyright: ignore
     with pytest.raises((ValueError, TypeError)):
-        hopkur.LowRankOscillatorCorrection(
+        OscillatorCorrection(
             hop,
             D,
             kuramoto=hopkur.Kuramoto(hopkur.DenseCoupling(jnp.eye(N + 1))),
             key=getkey(),
         )
-    c = hopkur.LowRankOscillatorCorrection(hop, D, key=getkey())
+    c = OscillatorCorrection(hop, D, key=getkey())
     with pytest.raises(ValueError, match="encoder"):
         c.initial_oscillators(jnp.zeros(P))
     with pytest.raises(ValueError, match="rank"):
-        hopkur.ContextEncoder(P, N, D, rank=0, key=getkey())
+        ContextEncoder(P, N, D, rank=0, key=getkey())
+
+
+# ------------------------------------------------------------------ names and layers
+
+
+def test_deprecated_aliases(getkey):
+    with pytest.warns(
+        DeprecationWarning, match="hopkur.experiments.OscillatorCorrection"
+    ):
+        old = hopkur.LowRankOscillatorCorrection
+    assert old is OscillatorCorrection
+    with pytest.warns(DeprecationWarning, match="hopkur.experiments.ContextEncoder"):
+        assert hopkur.ContextEncoder is ContextEncoder
+    with pytest.warns(DeprecationWarning):
+        from hopkur import LowRankOscillatorCorrection  # noqa: F401
+    # the alias is the class itself (not a subclass): instances are the same type
+    c = old(_hopfield(), D, key=getkey())
+    assert type(c) is OscillatorCorrection
+    with pytest.raises(AttributeError):
+        hopkur.NoSuchName  # pyright: ignore
+
+
+def test_is_low_rank_in_one_configuration_of_four(getkey):
+    edges = hopkur.ring_edges(N, 2)
+    flags = {
+        (mode, graph): OscillatorCorrection(
+            _hopfield(), D, mode=mode, edges=edges if graph else None, key=getkey()
+        ).is_low_rank
+        for mode in ("additive", "multiplicative")
+        for graph in (False, True)
+    }
+    assert flags == {
+        ("additive", False): True,
+        ("additive", True): False,
+        ("multiplicative", False): False,
+        ("multiplicative", True): False,
+    }
+
+
+def test_core_imports_no_application_dependency():
+    """`import hopkur` loads neither matplotlib, scikit-learn nor tqdm, nor the
+    applications layer (experiments, nn, commands)."""
+    code = (
+        "import sys, hopkur\n"
+        "heavy = ('matplotlib', 'sklearn', 'tqdm')\n"
+        "apps = ('hopkur.experiments', 'hopkur.nn', 'hopkur.commands', 'hopkur.data')\n"
+        "print([m for m in sys.modules if m.split('.')[0] in heavy"
+        " or m.startswith(apps)])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+    # `hopkur.data`, which the core no longer loads, is still reachable after a bare
+    # `import hopkur` (it used to be loaded as a side effect)
+    code = "import hopkur\nprint(hopkur.data.hebbian_weights is hopkur.hebbian_weights)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    assert out.stdout.strip() == "True", out.stdout

@@ -10,6 +10,7 @@ import jax.random as jr
 import numpy as np
 import pytest
 
+from hopkur import corrupt_patterns as corrupt
 from hopkur.data.digits import load_digits
 from hopkur.data.encoders import (
     encode_hopfield,
@@ -24,7 +25,6 @@ from hopkur.data.mnist import (
     MNISTNotFoundError,
 )
 from hopkur.data.patterns import (
-    corrupt,
     hebbian_weights,
     overlap,
     random_binary_patterns,

@@ -1,8 +1,11 @@
+import jax
+import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
 
 import hopkur
+import hopkur._graphs
 
 
 def _is_connected(n, edges):
@@ -45,3 +48,23 @@ def test_complete_and_ring():
     assert {tuple(e) for e in ring} == {(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (0, 5)}
     with pytest.raises(ValueError, match="even"):
         hopkur.ring_edges(6, 3)
+
+
+def test_edge_matrix():
+    edges = np.array([[0, 1], [1, 3], [2, 0]])
+    values = jnp.array([1.5, -2.0, 3.0])
+    m = hopkur._graphs.edge_matrix(edges, 4, values)
+    expected = np.zeros((4, 4))
+    for (i, j), v in zip(edges, np.asarray(values)):
+        expected[i, j] = expected[j, i] = v
+    np.testing.assert_array_equal(np.asarray(m), expected)
+    assert m.dtype == values.dtype
+    # the adjacency: booleans by default, or ones of a given dtype
+    adjacency = hopkur._graphs.edge_matrix(edges, 4)
+    assert adjacency.dtype == jnp.bool_
+    np.testing.assert_array_equal(np.asarray(adjacency), expected != 0)
+    ones = hopkur._graphs.edge_matrix(edges, 4, dtype=jnp.float32)
+    assert ones.dtype == jnp.float32 and float(jnp.sum(ones)) == 6.0
+    # differentiable in the values: d sum(M) / d values = 2 per edge
+    grad = jax.grad(lambda v: jnp.sum(hopkur._graphs.edge_matrix(edges, 4, v)))(values)
+    np.testing.assert_array_equal(np.asarray(grad), 2.0)

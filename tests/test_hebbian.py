@@ -4,6 +4,7 @@ all-to-all additive Hopfield–Kuramoto model at scale without an N x N array.""
 import functools
 import re
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 import hopkur
+import hopkur.data
 
 
 SEEDS = 16
@@ -179,3 +181,73 @@ def test_additive_coupled_model_forms_no_n_by_n_array():
         shapes = re.findall(r"tensor<([0-9x]+)x(?:f|i|u)", text)
         sizes = [int(np.prod([int(v) for v in shape.split("x")])) for shape in shapes]
         assert sizes and max(sizes) < n * n / 10, max(sizes)
+
+
+# ------------------------------------------------------------------ non-finite patterns
+
+_NAN_PATTERNS = jnp.array([[1.0, -1.0, jnp.nan, 1.0], [1.0, 1.0, -1.0, 1.0]])
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda p: hopkur.hebbian_weights(p), "hebbian_weights(patterns"),
+        (
+            lambda p: hopkur.corrupt_patterns(p, 0.25, key=jr.key(0)),
+            "corrupt_patterns(patterns",
+        ),
+        (lambda p: hopkur.pattern_overlaps(p, jnp.ones((1, 4))), "pattern_overlaps(s"),
+        (
+            lambda p: hopkur.pattern_overlaps(jnp.ones(4), p),
+            "pattern_overlaps(patterns",
+        ),
+        (lambda p: hopkur.data.overlap(p[0], jnp.ones((1, 4))), "overlap(x"),
+        (lambda p: hopkur.data.overlap(jnp.ones(4), p), "overlap(patterns"),
+        (
+            lambda p: hopkur.sign_retrieve(
+                hopkur.hebbian_weights(jnp.ones((1, 4))), p, key=jr.key(0)
+            ),
+            "sign_retrieve(s0",
+        ),
+    ],
+)
+def test_non_finite_patterns_are_errors(call, name):
+    """Concrete NaN or infinite patterns are a ValueError naming the argument."""
+    with pytest.raises(ValueError, match=re.escape(name) + r".*must be finite"):
+        call(_NAN_PATTERNS)
+    with pytest.raises(ValueError, match="must be finite"):
+        call(jnp.where(jnp.isnan(_NAN_PATTERNS), jnp.inf, _NAN_PATTERNS))
+
+
+def test_non_finite_patterns_are_errors_under_jit():
+    def corrupt(p):
+        return hopkur.corrupt_patterns(p, 0.25, key=jr.key(0))
+
+    def overlaps(p):
+        return hopkur.pattern_overlaps(p, p)
+
+    for jitted in (
+        eqx.filter_jit(hopkur.hebbian_weights),
+        eqx.filter_jit(corrupt),
+        eqx.filter_jit(overlaps),
+    ):
+        jitted(jnp.ones((2, 4)))  # finite patterns pass
+        with pytest.raises(eqx.EquinoxRuntimeError, match="must be finite"):
+            jax.block_until_ready(jitted(_NAN_PATTERNS))
+
+
+def test_corrupt_patterns_rejects_nan_fraction():
+    with pytest.raises(ValueError, match="flip_fraction"):
+        hopkur.corrupt_patterns(jnp.ones((2, 4)), float("nan"), key=jr.key(0))
+    with pytest.raises(eqx.EquinoxRuntimeError, match="flip_fraction"):
+        eqx.filter_jit(
+            lambda f: hopkur.corrupt_patterns(jnp.ones(4), f, key=jr.key(0))
+        )(jnp.array(jnp.nan))
+
+
+def test_data_reexports_the_core_pattern_maths():
+    import hopkur._patterns as core
+
+    assert hopkur.data.hebbian_weights is core.hebbian_weights is hopkur.hebbian_weights
+    assert hopkur.data.overlap is core.overlap
+    assert hopkur.data.random_binary_patterns is core.random_binary_patterns

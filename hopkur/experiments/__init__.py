@@ -12,6 +12,10 @@ from .classifiers import (
     HopfieldKuramotoClassifier as HopfieldKuramotoClassifier,
     KuramotoClassifier as KuramotoClassifier,
 )
+from .correction import (
+    ContextEncoder as ContextEncoder,
+    OscillatorCorrection as OscillatorCorrection,
+)
 from .editing import (
     associative_pairs as associative_pairs,
     edit_labels as edit_labels,

@@ -2,8 +2,8 @@
 
 `jax.vmap` over `hopkur.simulate` gives every sample its own adaptive steps, but on a
 CPU the batched `while` loop (and its reverse-mode checkpointing) costs several times
-more than the arithmetic: measured 0.39 s against 0.05 s for the gradient of a batch of
-100 digits through a 174-unit Hopfield network. The classifiers here therefore integrate
+more than the arithmetic (measured in benchmarks/README.md, "Measurements behind
+implementation choices"). The classifiers here therefore integrate
 the whole batch as one system (`BatchedSystem`) with a shared step size, chosen by the
 *largest* per-sample error (`max_sample_rms_norm`): every sample is integrated at least
 as accurately as the tolerances `rtol`, `atol` ask for on its own.

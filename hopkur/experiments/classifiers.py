@@ -24,10 +24,15 @@ The loss is $\frac1B\sum_b \sum_c (\ell_c - (2\,\mathrm{onehot}_c - 1))^2$
 Every classifier is called on a *batch*: `model(images)` returns `(B, C)` scores. The
 batch is integrated as one system with per-sample error control (see
 `hopkur.experiments._batch`).
+
+This module is long because the three classifiers are one protocol (MODELS.md §4.1):
+they share their encoders, readout conventions, size checks and construction helpers,
+which split over three files would have to be imported back and forth.
 """
 
 import abc
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -40,6 +45,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray, PyTree
 import hopkur
 from hopkur.data import encode_hopfield, encode_oscillators, reference_oscillator
 
+from .._graphs import edge_matrix
 from .._system import AbstractEnergySystem
 from ._batch import solve_batch
 
@@ -99,13 +105,6 @@ def _graph(call: str, n: int, k: int | None, *, key: PRNGKeyArray) -> np.ndarray
     return np.asarray(hopkur.small_world_edges(key, n, k, 0.1))
 
 
-def _edge_mask(n: int, edges: np.ndarray) -> np.ndarray:
-    mask = np.zeros((n, n), dtype=bool)
-    mask[edges[:, 0], edges[:, 1]] = True
-    mask[edges[:, 1], edges[:, 0]] = True
-    return mask
-
-
 def classification_loss(
     scores: Float[Array, "b c"], labels: Int[ArrayLike, " b"]
 ) -> Float[Array, ""]:
@@ -151,16 +150,15 @@ class AbstractClassifier(eqx.Module):
     def readout(self, y: PyTree[Array]) -> Float[Array, " c"]:
         """The class scores $\\ell$ of one final state."""
 
+    @abc.abstractmethod
     def trainable_filter(self) -> PyTree[bool]:
-        """`True` on the arrays that training updates (by default every floating
-        array). Use with `eqx.partition`."""
-        return jtu.tree_map(eqx.is_inexact_array, self)
+        """`True` on the arrays that training updates (for the classifiers of this
+        module every floating array). Use with `eqx.partition`."""
 
     @property
-    def dtype(self):
+    @abc.abstractmethod
+    def dtype(self) -> np.dtype:
         """The floating dtype of the parameters."""
-        leaves = jtu.tree_leaves(eqx.filter(self, eqx.is_inexact_array))
-        return leaves[0].dtype
 
     def __call__(
         self,
@@ -196,6 +194,16 @@ class AbstractClassifier(eqx.Module):
             self.system, y0, t1=T1, rtol=RTOL, atol=ATOL, max_steps=max_steps
         )
         return jax.vmap(self.readout)(y1)
+
+
+def _every_floating_array(module) -> PyTree[bool]:
+    # the `trainable_filter` of the classifiers here: every floating array
+    return jtu.tree_map(eqx.is_inexact_array, module)
+
+
+def _parameter_dtype(module) -> np.dtype:
+    # the `dtype` of the classifiers here: that of their first floating array
+    return jtu.tree_leaves(eqx.filter(module, eqx.is_inexact_array))[0].dtype
 
 
 def _no_context(name: str, context) -> None:
@@ -254,7 +262,7 @@ class HopfieldClassifier(AbstractClassifier):
         edges = _graph(call, n, graph_k, key=gkey)
         self.weights = jr.normal(wkey, (n, n), dtype) / np.sqrt(n)
         self.bias = jnp.zeros(n, dtype)
-        self.mask = None if edges is None else jnp.asarray(_edge_mask(n, edges))
+        self.mask = None if edges is None else edge_matrix(edges, n)
         self.lagrangian = _lagrangian(call, lagrangian)
         self.num_inputs = num_inputs
         self.num_classes = num_classes
@@ -283,6 +291,13 @@ class HopfieldClassifier(AbstractClassifier):
     def readout(self, y):
         return y[-self.num_classes :]
 
+    def trainable_filter(self) -> PyTree[bool]:
+        return _every_floating_array(self)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return _parameter_dtype(self)
+
 
 def _oscillator_coupling(call, n, dim, graph_k, interaction, dtype, *, key):
     gkey, wkey = jr.split(key)
@@ -309,6 +324,54 @@ def _oscillator_coupling(call, n, dim, graph_k, interaction, dtype, *, key):
             f"{interaction!r}."
         )
     return hopkur.EdgeCoupling(jnp.asarray(edges), inter, n)
+
+
+class _OscillatorParts(NamedTuple):
+    num_units: int
+    dtype: Any
+    kuramoto: hopkur.Kuramoto
+    initial: Float[Array, "m d"]
+
+
+def _oscillator_parts(
+    call: str,
+    num_inputs: int,
+    num_extra: int,
+    num_classes: int,
+    dim: int,
+    graph_k: int | None,
+    interaction: str,
+    dtype,
+    *,
+    coupling_key: PRNGKeyArray,
+    initial_key: PRNGKeyArray,
+) -> _OscillatorParts:
+    """The construction shared by the two oscillator classifiers: checks, the number
+    of units (pixels, reference, hidden, classes), the Kuramoto model and the trained
+    initial hidden and class oscillators."""
+    _check_sizes(
+        call, num_inputs=num_inputs, num_extra=num_extra, num_classes=num_classes
+    )
+    if not isinstance(dim, int) or dim < 2:
+        raise ValueError(f"`{call}(dim=...)` must be an integer >= 2; got {dim!r}.")
+    dtype = _dtype(dtype)
+    n = num_inputs + 1 + num_extra + num_classes
+    coupling = _oscillator_coupling(
+        call, n, dim, graph_k, interaction, dtype, key=coupling_key
+    )
+    initial = hopkur.random_sphere(
+        (num_extra + num_classes,), dim, key=initial_key, dtype=dtype
+    )
+    return _OscillatorParts(n, dtype, hopkur.Kuramoto(coupling), initial)
+
+
+def _initial_oscillators(image, num_units: int, initial) -> Float[Array, "n d"]:
+    """The oscillators' initial state: the pixels encoded, the reference at $e_1$,
+    then the trained hidden and class oscillators (normalised)."""
+    dim = initial.shape[1]
+    ref = reference_oscillator(dim, dtype=initial.dtype)[None]
+    fill = jnp.concatenate([ref, hopkur.normalise(initial)])
+    return encode_oscillators(image, num_units, dim, fill=fill)
 
 
 class KuramotoClassifier(AbstractClassifier):
@@ -353,25 +416,21 @@ class KuramotoClassifier(AbstractClassifier):
         - `dtype`: floating dtype. (Keyword only argument.)
         - `key`: a `jax.random.key`. (Keyword only argument.)
         """
-        call = "KuramotoClassifier"
-        _check_sizes(
-            call,
-            num_inputs=num_inputs,
-            num_extra=num_extra,
-            num_classes=num_classes,
-        )
-        if not isinstance(dim, int) or dim < 2:
-            raise ValueError(f"`{call}(dim=...)` must be an integer >= 2; got {dim!r}.")
-        dtype = _dtype(dtype)
-        n = num_inputs + 1 + num_extra + num_classes
         ckey, ikey = jr.split(key)
-        coupling = _oscillator_coupling(
-            call, n, dim, graph_k, interaction, dtype, key=ckey
+        parts = _oscillator_parts(
+            "KuramotoClassifier",
+            num_inputs,
+            num_extra,
+            num_classes,
+            dim,
+            graph_k,
+            interaction,
+            dtype,
+            coupling_key=ckey,
+            initial_key=ikey,
         )
-        self.kuramoto = hopkur.Kuramoto(coupling)
-        self.initial = hopkur.random_sphere(
-            (num_extra + num_classes,), dim, key=ikey, dtype=dtype
-        )
+        self.kuramoto = parts.kuramoto
+        self.initial = parts.initial
         self.num_inputs = num_inputs
         self.num_classes = num_classes
 
@@ -391,12 +450,17 @@ class KuramotoClassifier(AbstractClassifier):
 
     def initial_state(self, image, context=None):
         _no_context("KuramotoClassifier", context)
-        ref = reference_oscillator(self.dim, dtype=self.initial.dtype)[None]
-        fill = jnp.concatenate([ref, hopkur.normalise(self.initial)])
-        return encode_oscillators(image, self.num_units, self.dim, fill=fill)
+        return _initial_oscillators(image, self.num_units, self.initial)
 
     def readout(self, y):
         return y[-self.num_classes :] @ y[self.num_inputs]
+
+    def trainable_filter(self) -> PyTree[bool]:
+        return _every_floating_array(self)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return _parameter_dtype(self)
 
 
 class HopfieldKuramotoClassifier(AbstractClassifier):
@@ -444,32 +508,31 @@ class HopfieldKuramotoClassifier(AbstractClassifier):
         Coefficients $c_{ij}$ start as $\mathcal N(0, 10^{-4})$.
         """
         call = "HopfieldKuramotoClassifier"
-        _check_sizes(
-            call,
-            num_inputs=num_inputs,
-            num_extra=num_extra,
-            num_classes=num_classes,
-        )
-        if not isinstance(dim, int) or dim < 2:
-            raise ValueError(f"`{call}(dim=...)` must be an integer >= 2; got {dim!r}.")
-        dtype = _dtype(dtype)
-        n = num_inputs + 1 + num_extra + num_classes
         wkey, ckey, gkey, hkey, ikey = jr.split(key, 5)
+        parts = _oscillator_parts(
+            call,
+            num_inputs,
+            num_extra,
+            num_classes,
+            dim,
+            graph_k,
+            interaction,
+            dtype,
+            coupling_key=ckey,
+            initial_key=ikey,
+        )
+        n, dtype = parts.num_units, parts.dtype
         self.weights = jr.normal(wkey, (n, n), dtype) / np.sqrt(n)
         self.bias = jnp.zeros(n, dtype)
         self.lagrangian = _lagrangian(call, lagrangian)
-        self.kuramoto = hopkur.Kuramoto(
-            _oscillator_coupling(call, n, dim, graph_k, interaction, dtype, key=ckey)
-        )
+        self.kuramoto = parts.kuramoto
         edges = _graph(call, n, graph_k, key=gkey)
         if edges is None:
             edges = np.asarray(hopkur.complete_edges(n))
         self.coupling = hopkur.NetworkCoupling(
             jnp.asarray(edges), 1e-2 * jr.normal(hkey, (edges.shape[0],), dtype)
         )
-        self.initial = hopkur.random_sphere(
-            (num_extra + num_classes,), dim, key=ikey, dtype=dtype
-        )
+        self.initial = parts.initial
         self.num_inputs = num_inputs
         self.num_classes = num_classes
 
@@ -493,10 +556,15 @@ class HopfieldKuramotoClassifier(AbstractClassifier):
 
     def initial_state(self, image, context=None):
         _no_context("HopfieldKuramotoClassifier", context)
-        ref = reference_oscillator(self.dim, dtype=self.initial.dtype)[None]
-        fill = jnp.concatenate([ref, hopkur.normalise(self.initial)])
-        x = encode_oscillators(image, self.num_units, self.dim, fill=fill)
+        x = _initial_oscillators(image, self.num_units, self.initial)
         return encode_hopfield(image, self.num_units), x
 
     def readout(self, y):
         return y[0][-self.num_classes :]
+
+    def trainable_filter(self) -> PyTree[bool]:
+        return _every_floating_array(self)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return _parameter_dtype(self)

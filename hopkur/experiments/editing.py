@@ -14,8 +14,9 @@ Digits 0 and 1 are the *touched* digits of both tasks (`TOUCHED_DIGITS`); the ot
 - `"non-associative"`: the edit always applies. The oscillators start from trained
   states that do not depend on the input.
 - `"associative"`: each query image comes with a *context* image shown to the
-  oscillators (through a [`hopkur.ContextEncoder`][]); the edit applies only when the
-  context is a "1" (`CONTEXT_DIGIT`) and the original labels hold otherwise.
+  oscillators (through a [`hopkur.experiments.ContextEncoder`][]); the edit applies
+  only when the context is a "1" (`CONTEXT_DIGIT`) and the original labels hold
+  otherwise.
 
 **Metrics** (`evaluate_edit`), on the test split:
 
@@ -50,6 +51,7 @@ import hopkur
 from hopkur.data import encode_hopfield
 
 from .classifiers import AbstractClassifier, classification_loss, HopfieldClassifier
+from .correction import ContextEncoder, OscillatorCorrection
 from .training import accuracy, batch_rng, predict
 
 
@@ -87,22 +89,22 @@ def edit_labels(labels: Int[ArrayLike, " n"], task: str) -> np.ndarray:
 
 class EditedClassifier(AbstractClassifier):
     """A frozen [`HopfieldClassifier`][hopkur.experiments.HopfieldClassifier] with a
-    [`hopkur.LowRankOscillatorCorrection`][]: the threshold units start from the pixels
-    (then zeros) as before, the oscillators from the correction's initial states (a
-    function of the context image in the associative variant), and the scores are the
-    last `num_classes` threshold states at $t = 1$.
+    [`hopkur.experiments.OscillatorCorrection`][]: the threshold units start from the
+    pixels (then zeros) as before, the oscillators from the correction's initial states
+    (a function of the context image in the associative variant), and the scores are
+    the last `num_classes` threshold states at $t = 1$.
     """
 
-    correction: hopkur.LowRankOscillatorCorrection
+    correction: OscillatorCorrection
     num_inputs: int = eqx.field(static=True)
     num_classes: int = eqx.field(static=True)
 
     @property
-    def system(self) -> hopkur.LowRankOscillatorCorrection:
+    def system(self) -> OscillatorCorrection:
         return self.correction
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self.correction.oscillators.dtype
 
     def initial_state(self, image, context=None):
@@ -121,7 +123,7 @@ class EditedClassifier(AbstractClassifier):
 
 EditedClassifier.__init__.__doc__ = """**Arguments:**
 
-- `correction`: the [`hopkur.LowRankOscillatorCorrection`][] (it holds the frozen
+- `correction`: the [`hopkur.experiments.OscillatorCorrection`][] (it holds the frozen
   network).
 - `num_inputs`: pixels per image.
 - `num_classes`: classes (the last units).
@@ -146,7 +148,7 @@ def make_edited_classifier(
 
     - `frozen`: the pre-trained classifier.
     - `variant`: `"non-associative"` (trained initial oscillators) or `"associative"`
-        (plus a [`hopkur.ContextEncoder`][] of the context image).
+        (plus a [`hopkur.experiments.ContextEncoder`][] of the context image).
     - `dim`: the oscillator dimension $D$. (Keyword only argument.)
     - `mode`: `"additive"` or `"multiplicative"`. (Keyword only argument.)
     - `graph_k`: `None` for the all-to-all (low-rank) correction, or the neighbours of
@@ -186,10 +188,10 @@ def make_edited_classifier(
         coupling = hopkur.MeanFieldCoupling(jnp.zeros((), dtype))
     encoder = None
     if variant == "associative":
-        encoder = hopkur.ContextEncoder(
+        encoder = ContextEncoder(
             frozen.num_inputs, n, dim, encoder_rank, dtype=dtype, key=ekey
         )
-    correction = hopkur.LowRankOscillatorCorrection(
+    correction = OscillatorCorrection(
         hopfield,
         dim,
         mode=mode,

@@ -8,9 +8,14 @@ With the Hopfield part frozen, the second term is a trainable *correction* whose
 are the oscillator states $X \in (S^{D-1})^N$: all-to-all and additive it is
 $\kappa_H^{-1}\alpha (XX^\top - I)$, a rank-$\le D$ update (a Hebbian sum of outer
 products, or a LoRA update with $N D$ parameters instead of the $N^2$ of a full weight
-update). [`hopkur.LowRankOscillatorCorrection`][] packages this: the frozen network, the
-oscillators' initial states (fixed, or computed from a context image), their couplings
-and $\alpha$.
+update). With a coupling graph, or multiplicatively, the correction is generically
+full rank (MODELS.md §3). [`hopkur.experiments.OscillatorCorrection`][] packages all
+four variants: the frozen network, the oscillators' initial states (fixed, or computed
+from a context image), their couplings and $\alpha$. It is the memory-editing model of
+the applications layer; the core does not import it.
+
+It was `hopkur.LowRankOscillatorCorrection`, a name that was true in one configuration
+of four; that name (and `hopkur.ContextEncoder`) remain as deprecated aliases.
 """
 
 from collections.abc import Callable
@@ -24,18 +29,18 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray, PyTree
 
-from ._coupled import (
+from .._coupled import (
     AbstractHopfieldKuramotoCoupling,
     AdditiveCoupling,
     HopfieldKuramoto,
     MultiplicativeCoupling,
 )
-from ._custom_types import Args, RealScalarLike, Scalar
-from ._hopfield import Hopfield
-from ._kuramoto import Kuramoto, MeanFieldCoupling
-from ._misc import check_edges, check_finite, check_shape, is_concrete
-from ._sphere import normalise, random_sphere
-from ._system import AbstractEnergySystem
+from .._custom_types import Args, RealScalarLike, Scalar
+from .._hopfield import Hopfield
+from .._kuramoto import Kuramoto, MeanFieldCoupling
+from .._misc import check_edges, check_finite, check_shape, is_concrete
+from .._sphere import normalise, random_sphere
+from .._system import AbstractEnergySystem
 
 
 def _stop_gradient(tree):
@@ -55,7 +60,7 @@ class ContextEncoder(eqx.Module):
     $c \mapsto U \tanh(V c + a)$, reshaped to `(N, D)`, with a rank-`rank` bottleneck
     so that it costs `rank·(P + 1 + N·D)` parameters rather than `P·N·D`.
 
-    [`hopkur.LowRankOscillatorCorrection`][] adds its output to the base initial
+    [`hopkur.experiments.OscillatorCorrection`][] adds its output to the base initial
     oscillators and normalises each row, so that the oscillators (and with them the
     correction $\alpha(XX^\top - I)$) depend on the context.
     """
@@ -115,7 +120,7 @@ class ContextEncoder(eqx.Module):
         return self.up @ h
 
 
-class LowRankOscillatorCorrection(AbstractEnergySystem):
+class OscillatorCorrection(AbstractEnergySystem):
     r"""A frozen, pre-trained [`hopkur.Hopfield`][] network corrected by oscillators:
     the coupled Hopfield–Kuramoto dynamics of MODELS.md §3 in which only the oscillator
     side is trained.
@@ -196,13 +201,13 @@ class LowRankOscillatorCorrection(AbstractEnergySystem):
             oscillators get no gradient at the first step. (Keyword only argument.)
         - `encoder`: `None` for fixed (trained) initial oscillators, or a callable
             module mapping a context image to `(N, D)` offsets that are added to them,
-            e.g. a [`hopkur.ContextEncoder`][]. (Keyword only argument.)
+            e.g. a [`hopkur.experiments.ContextEncoder`][]. (Keyword only argument.)
         - `kappa_h`, `kappa_k`: the scales $\kappa_H, \kappa_K > 0$. (Keyword only
             arguments.)
         - `key`: a `jax.random.key` for the initial oscillators. (Keyword only
             argument.)
         """
-        call = "LowRankOscillatorCorrection"
+        call = "OscillatorCorrection"
         if not isinstance(hopfield, Hopfield):
             raise ValueError(
                 f"`{call}(hopfield=...)` must be a hopkur.Hopfield; got "
@@ -231,7 +236,7 @@ class LowRankOscillatorCorrection(AbstractEnergySystem):
         self.kappa_k = jnp.asarray(kappa_k, dtype)
 
     def __check_init__(self):
-        call = "LowRankOscillatorCorrection"
+        call = "OscillatorCorrection"
         if not isinstance(self.kuramoto, Kuramoto):
             raise ValueError(
                 f"`{call}(kuramoto=...)` must be a hopkur.Kuramoto; got "
@@ -346,8 +351,8 @@ class LowRankOscillatorCorrection(AbstractEnergySystem):
         if (context is None) != (self.encoder is None):
             have = "has" if self.encoder is not None else "has no"
             raise ValueError(
-                "`LowRankOscillatorCorrection.initial_oscillators(context=...)` must "
-                f"be given exactly when the model has an encoder; this model {have} "
+                "`OscillatorCorrection.initial_oscillators(context=...)` must be "
+                f"given exactly when the model has an encoder; this model {have} "
                 f"encoder and context is {'None' if context is None else 'given'}."
             )
         x = self.oscillators
@@ -373,9 +378,7 @@ class LowRankOscillatorCorrection(AbstractEnergySystem):
         The pair `(x_h, initial_oscillators(context))`.
         """
         x_h = jnp.asarray(x_h, self.oscillators.dtype)
-        check_shape(
-            "LowRankOscillatorCorrection.initial_state", "x_h", x_h, (self.num_units,)
-        )
+        check_shape("OscillatorCorrection.initial_state", "x_h", x_h, (self.num_units,))
         return x_h, self.initial_oscillators(context)
 
     def effective_weights(
