@@ -19,8 +19,7 @@ ROOT = pathlib.Path(hopkur.__file__).parent
 # private `_Hoisted*` subclasses of public couplings and the `_hoisted` hook they use.
 # `hopkur.nn` is checked by its own owner.
 _SKIPPED_PACKAGES = ("hopkur.nn", "hopkur.commands")
-_KNOWN_SUBCLASSED = {"NetworkCoupling", "AdditiveCoupling", "MultiplicativeCoupling"}
-_KNOWN_SUBCLASSED |= {"EdgeCoupling"}
+_KNOWN_SUBCLASSED: set[str] = set()
 # Concrete methods of abstract bases that subclasses still override, each waiting for
 # a change outside this module's owner (see the closing notes of issue 17):
 _KNOWN_OVERRIDES = {
