@@ -325,14 +325,13 @@ def _check_tolerances(call: str, rtol, atol, *, controller: bool = False) -> Non
 
 
 def _check_controller(call: str, controller) -> None:
-    # The tolerances of diffrax's PID controller, also inside a wrapping controller
-    # (`diffrax.ClipStepSizeController(controller=...)`).
-    seen = 0
-    while controller is not None and seen < 8:
-        if hasattr(controller, "rtol") and hasattr(controller, "atol"):
-            _check_tolerances(call, controller.rtol, controller.atol, controller=True)
-        controller = getattr(controller, "controller", None)
-        seen += 1
+    # The tolerances of diffrax's PID controller, also inside
+    # `diffrax.ClipStepSizeController(controller=...)`. (isinstance, not getattr: this
+    # runs at every call, and a missing attribute of a Module is slow to find.)
+    while isinstance(controller, dfx.ClipStepSizeController):
+        controller = controller.controller
+    if isinstance(controller, dfx.PIDController):
+        _check_tolerances(call, controller.rtol, controller.atol, controller=True)
 
 
 def _check_times(call: str, t0, t1, dt0, *, t1_infinite_ok: bool) -> None:
@@ -364,35 +363,42 @@ def _check_initial_state(
 ) -> None:
     """`y0` finite, and for oscillators of non-zero norm, when its values are concrete.
     (Under a transform the same is checked inside the solve: `_check_start`.)"""
-    leaves = jtu.tree_leaves(y0)
-    arrays = [_concrete(leaf) for leaf in leaves]
+    arrays = [_concrete(leaf) for leaf in jtu.tree_leaves(y0)]
     if any(a is None for a in arrays):
         return
-    paths = [jtu.keystr(p) for p, _ in jtu.tree_flatten_with_path(y0)[0]]
-    for path, a in zip(paths, arrays):
-        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+    for i, a in enumerate(arrays):
+        # A finite sum is the fast path (this runs at every call); an overflowing sum
+        # of finite values falls through to the exact test.
+        if a.dtype.kind in "fc" and not np.isfinite(a.sum()):
+            if np.isfinite(a).all():
+                continue
             bad = int(a.size - np.count_nonzero(np.isfinite(a)))
             raise ValueError(
-                f"`{call}({name}{path}=...)` must be finite; got {bad} NaN or infinite "
-                f"value(s) out of {a.size}."
+                f"`{call}({name}{_leaf_path(y0, i)}=...)` must be finite; got {bad} "
+                f"NaN or infinite value(s) out of {a.size}."
             )
-    if not has_retraction(model):
-        return
     # Oscillators are rows of the last axis; a row of norm zero has no point on the
     # sphere. Only a leaf with such a row can fail, so the retraction (which knows which
     # leaves are oscillators) runs only then.
+    if not has_retraction(model):
+        return
     if not any(a.ndim >= 2 and not a.all() and (a == 0).all(-1).any() for a in arrays):
         return
     retracted = jtu.tree_leaves(model.retract(y0))
-    for path, a, r in zip(paths, arrays, retracted):
+    for i, (a, r) in enumerate(zip(arrays, retracted)):
         r = np.asarray(r)
         if a.ndim >= 2 and not np.isfinite(r).all():
             rows = np.argwhere(~np.isfinite(r).all(-1))
             raise ValueError(
-                f"`{call}({name}{path}=...)` must have oscillator rows of non-zero "
-                f"norm (points on the spheres); got {len(rows)} zero row(s), the first "
-                f"at index {tuple(int(i) for i in rows[0])}."
+                f"`{call}({name}{_leaf_path(y0, i)}=...)` must have oscillator rows of "
+                f"non-zero norm (points on the spheres); got {len(rows)} zero row(s), "
+                f"the first at index {tuple(int(i) for i in rows[0])}."
             )
+
+
+def _leaf_path(tree, index: int) -> str:
+    path, _ = jtu.tree_flatten_with_path(tree)[0][index]
+    return jtu.keystr(path)
 
 
 def _check_start(call: str, y0, t0, t1, *, t1_infinite_ok: bool, throw: bool):
