@@ -561,9 +561,10 @@ def simulate(
       numbers, NumPy arrays, JAX arrays outside of `jit`): a `t0`, `t1` or `dt0` that
       is NaN or infinite (`t1 = ±inf` is allowed with an `event`), a zero `dt0` or one
       whose sign differs from `t1 - t0`, a `max_steps` that is not a positive integer
-      (or `None` with an infinite `t1`), an `rtol`/`atol` of `stepsize_controller` that
-      is NaN, infinite or negative (or both zero), a `y0` with NaN or infinite values,
-      and an oscillator row of `y0` of norm zero.
+      (or `None` with an infinite `t1`), an `rtol`/`atol` of a `diffrax.PIDController`
+      (also inside `diffrax.ClipStepSizeController`) that is NaN, infinite or negative
+      (or both zero), a `y0` with NaN or infinite values, and an oscillator row of `y0`
+      of norm zero.
     - `equinox.EquinoxRuntimeError` (with `throw=True`) for the same problems of
       traced values (`y0`, `t0`, `t1` under `jit`: checked inside the solve, before it
       starts) and for a failed solve, with diffrax's message or, for a state that
