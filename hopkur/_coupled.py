@@ -28,7 +28,7 @@ from ._custom_types import Args, RealScalarLike, Scalar
 from ._edge_graph import EdgeGraph
 from ._hopfield import AbstractHopfield, activation, energy_from_drive
 from ._kuramoto import _check_state, _omega_times, Kuramoto, kuramoto_energy
-from ._misc import check_edges, check_finite, check_shape, is_concrete
+from ._misc import check_edges, check_finite, check_shape, float_array, is_concrete
 from ._sparse import (
     check_method,
     coupling_drives,
@@ -37,7 +37,7 @@ from ._sparse import (
     METHODS,
     prescattered,
 )
-from ._sphere import normalise, project_tangent, row_dot
+from ._sphere import _normalise, project_tangent, row_dot
 from ._system import AbstractEnergySystem
 
 
@@ -503,8 +503,8 @@ class HopfieldKuramoto(AbstractEnergySystem):
     hopfield: AbstractHopfield
     kuramoto: Kuramoto
     coupling: AbstractHopfieldKuramotoCoupling
-    kappa_h: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=1.0)
-    kappa_k: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=1.0)
+    kappa_h: Float[Array, ""] = eqx.field(converter=float_array, default=1.0)
+    kappa_k: Float[Array, ""] = eqx.field(converter=float_array, default=1.0)
 
     def __check_init__(self):
         call = "HopfieldKuramoto"
@@ -583,7 +583,7 @@ class HopfieldKuramoto(AbstractEnergySystem):
         return self.kuramoto.is_gradient_system
 
     def retract(self, y):
-        return y[0], normalise(y[1])
+        return y[0], _normalise(y[1])
 
     def effective_weights(self, x: Float[Array, "n d"]) -> Float[Array, "n n"]:
         r"""$W_\text{eff} = W_s + \kappa_H^{-1} C\circ(XX^\top)$, the weights the

@@ -19,7 +19,7 @@ from jaxtyping import Array, Bool, Float
 
 from ._custom_types import Args, RealScalarLike, Scalar
 from ._lagrangians import lagrangian_identity, lagrangian_relu
-from ._misc import check_finite, check_shape
+from ._misc import check_finite, check_shape, float_array
 from ._system import AbstractEnergySystem
 
 
@@ -238,8 +238,8 @@ class Hopfield(AbstractHopfield):
         ```
     """
 
-    weights: Float[Array, "n n"] = eqx.field(converter=jnp.asarray)
-    bias: Float[Array, " n"] = eqx.field(converter=jnp.asarray)
+    weights: Float[Array, "n n"] = eqx.field(converter=float_array)
+    bias: Float[Array, " n"] = eqx.field(converter=float_array)
     lagrangian: Lagrangian
 
     def __check_init__(self):
@@ -287,6 +287,8 @@ Hopfield.__init__.__doc__ = """**Arguments:**
 - `lagrangian`: the Lagrangian $L$, e.g. [`hopkur.lagrangian_tanh`][]; use
   `functools.partial(hopkur.lagrangian_softmax, beta=...)` for a modern Hopfield
   network.
+
+Integer or boolean values are converted to the default floating dtype.
 """
 
 
@@ -306,10 +308,10 @@ class HebbianHopfield(AbstractHopfield):
     unbounded activations (see [`hopkur.HebbianHopfield.energy_bounded_below`][]).
     """
 
-    patterns: Float[Array, "p n"] = eqx.field(converter=jnp.asarray)
-    bias: Float[Array, " n"] = eqx.field(converter=jnp.asarray)
+    patterns: Float[Array, "p n"] = eqx.field(converter=float_array)
+    bias: Float[Array, " n"] = eqx.field(converter=float_array)
     lagrangian: Lagrangian
-    strength: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=1.0)
+    strength: Float[Array, ""] = eqx.field(converter=float_array, default=1.0)
 
     def __check_init__(self):
         call = "HebbianHopfield"
@@ -381,4 +383,7 @@ HebbianHopfield.__init__.__doc__ = r"""**Arguments:**
 - `lagrangian`: the Lagrangian $L$, e.g. [`hopkur.lagrangian_tanh`][].
 - `strength`: a scale $s$ of the weights (the inverse temperature of the classical
   network), default 1.
+
+Integer or boolean values are converted to the default floating dtype (integer
+$\pm1$ patterns become floats).
 """

@@ -13,6 +13,10 @@ moves a state by at most the local error, so the order of the solver is unchange
 the error estimate that drives step-size control is left alone.
 """
 
+import functools as ft
+import inspect
+import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,7 +28,7 @@ import jax.tree_util as jtu
 import lineax as lx
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from jaxtyping import Array, ArrayLike, PyTree
+from jaxtyping import Array, ArrayLike, Bool, PyTree
 
 from ._custom_types import Args, RealScalarLike
 from ._system import AbstractEnergySystem
@@ -209,10 +213,278 @@ def _check_model(call: str, model) -> None:
         )
 
 
+# ------------------------------------------------------------------ bad input
+
+
+def _all_finite(tree) -> Bool[Array, ""]:
+    """Whether every floating leaf of `tree` is finite (a scalar boolean)."""
+    checks = [
+        jnp.all(jnp.isfinite(leaf))
+        for leaf in jtu.tree_leaves(tree)
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
+    ]
+    return ft.reduce(operator.and_, checks, jnp.array(True))
+
+
+def _nonfinite_message(call: str) -> str:
+    if call == "hopkur.relax":
+        return (
+            "`hopkur.relax`: the solve produced non-finite (NaN or inf) states, or the "
+            "vector field is non-finite at `y0`, before a steady state was reached: "
+            "parameters that make the vector field non-finite, or a diverging state. "
+            "Check the parameters, or inspect the trajectory with `hopkur.simulate`; "
+            "`throw=False` returns the last (accepted) state instead."
+        )
+    return (
+        f"`{call}`: the solve produced non-finite (NaN or inf) states, or the vector "
+        "field is non-finite at `y0`. Typical causes: a fixed step `dt0` too large for "
+        "the dynamics (reduce it, or use an adaptive step-size controller), or "
+        "parameters that make the vector field non-finite (check them). With "
+        "`throw=False`, `sol.result` is `diffrax.RESULTS.nonfinite` and the saved "
+        "states show from when."
+    )
+
+
+def _concrete(value) -> np.ndarray | None:
+    """`value` as a NumPy array when it holds concrete values (a Python number, a NumPy
+    or a JAX array outside of a transform); `None` under a transform."""
+    if isinstance(value, jax.core.Tracer):
+        return None
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _real(value, must: Callable[[str], str]) -> float | None:
+    """A concrete real scalar as a float (`None` when traced); for anything else a
+    `ValueError` whose message starts with `must("a real scalar")`. Python numbers take
+    a fast path: these checks run at every call."""
+    if type(value) is float or type(value) is int:
+        return float(value)
+    a = _concrete(value)
+    if a is None:
+        return None
+    if a.size != 1 or not np.issubdtype(a.dtype, np.number) or a.dtype == bool:
+        shown = repr(a.item()) if a.size == 1 else f"an array of shape {a.shape}"
+        raise ValueError(f"{must('a real scalar')}; got {shown} of dtype {a.dtype}.")
+    return float(a.item())
+
+
+def _argument(call: str, name: str) -> Callable[[str], str]:
+    return lambda expected: f"`{call}({name}=...)` must be {expected}"
+
+
+def _check_time(call: str, name: str, value, *, infinite_ok: bool = False) -> None:
+    t = _real(value, _argument(call, name))
+    if t is None:
+        return
+    if math.isnan(t) or (math.isinf(t) and not infinite_ok):
+        expected = "finite (or +-inf with an `event`)" if infinite_ok else "finite"
+        raise ValueError(f"`{call}({name}=...)` must be {expected}; got {t}.")
+
+
+def _check_max_steps(call: str, max_steps, *, none_ok: bool, why: str) -> None:
+    integer = isinstance(max_steps, int | np.integer) and not isinstance(
+        max_steps, bool
+    )
+    if max_steps is None and none_ok:
+        return
+    if not integer or max_steps < 1:
+        expected = "a positive integer" + (" or None" if none_ok else "")
+        raise ValueError(
+            f"`{call}(max_steps=...)` must be {expected}{why}; got {max_steps!r}."
+        )
+
+
+def _check_tolerances(call: str, rtol, atol, *, controller: bool = False) -> None:
+    """`rtol`, `atol` finite, non-negative and not both zero: the arguments of `call`,
+    or with `controller` those of its `stepsize_controller`."""
+    values = []
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if controller:
+
+            def must(expected, name=name):
+                return (
+                    f"`{call}(stepsize_controller=...)` must have {expected} `{name}`"
+                )
+
+            bad = "a finite, non-negative"
+        else:
+            must, bad = _argument(call, name), "finite and non-negative"
+        tol = _real(value, must)
+        values.append(tol)
+        if tol is not None and not (math.isfinite(tol) and tol >= 0):
+            raise ValueError(f"{must(bad)}; got {tol}.")
+    if values[0] == 0 and values[1] == 0:
+        where = "(stepsize_controller=...)" if controller else ""
+        raise ValueError(
+            f"`{call}{where}` must have `rtol` or `atol` positive (with both zero "
+            "every step is rejected); got rtol=0 and atol=0."
+        )
+
+
+def _check_controller(call: str, controller) -> None:
+    # The tolerances of diffrax's PID controller, also inside
+    # `diffrax.ClipStepSizeController(controller=...)`. (isinstance, not getattr: this
+    # runs at every call, and a missing attribute of a Module is slow to find.)
+    while isinstance(controller, dfx.ClipStepSizeController):
+        controller = controller.controller
+    if isinstance(controller, dfx.PIDController):
+        _check_tolerances(call, controller.rtol, controller.atol, controller=True)
+
+
+def _check_times(call: str, t0, t1, dt0, *, t1_infinite_ok: bool) -> None:
+    _check_time(call, "t0", t0)
+    _check_time(call, "t1", t1, infinite_ok=t1_infinite_ok)
+    if dt0 is None:
+        return
+    _check_time(call, "dt0", dt0)
+    step = _real(dt0, _argument(call, "dt0"))
+    start = _real(t0, _argument(call, "t0"))
+    end = _real(t1, _argument(call, "t1"))
+    if step is None:
+        return
+    if step == 0:
+        raise ValueError(f"`{call}(dt0=...)` must be non-zero (or None); got 0.")
+    if start is not None and end is not None and (end - start) * step < 0:
+        span = end - start
+        expected = (
+            f"{'positive' if span > 0 else 'negative'} (the solve runs towards t = "
+            f"{end})"
+            if math.isinf(span)
+            else f"of the sign of `t1 - t0` ({span})"
+        )
+        raise ValueError(f"`{call}(dt0=...)` must be {expected}; got {step}.")
+
+
+def _check_initial_state(
+    call: str, model: AbstractEnergySystem, y0, name: str = "y0"
+) -> None:
+    """`y0` finite, and for oscillators of non-zero norm, when its values are concrete.
+    (Under a transform the same is checked inside the solve: `_check_start`.)"""
+    arrays = [_concrete(leaf) for leaf in jtu.tree_leaves(y0)]
+    if any(a is None for a in arrays):
+        return
+    for i, a in enumerate(arrays):
+        # A finite sum is the fast path (this runs at every call); an overflowing sum
+        # of finite values falls through to the exact test.
+        if a.dtype.kind in "fc" and not np.isfinite(a.sum()):
+            if np.isfinite(a).all():
+                continue
+            bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+            raise ValueError(
+                f"`{call}({name}{_leaf_path(y0, i)}=...)` must be finite; got {bad} "
+                f"NaN or infinite value(s) out of {a.size}."
+            )
+    # Oscillators are rows of the last axis; a row of norm zero has no point on the
+    # sphere. Only a leaf with such a row can fail, so the retraction (which knows which
+    # leaves are oscillators) runs only then.
+    if not has_retraction(model):
+        return
+    if not any(a.ndim >= 2 and not a.all() and (a == 0).all(-1).any() for a in arrays):
+        return
+    retracted = jtu.tree_leaves(model.retract(y0))
+    for i, (a, r) in enumerate(zip(arrays, retracted)):
+        r = np.asarray(r)
+        if a.ndim >= 2 and not np.isfinite(r).all():
+            rows = np.argwhere(~np.isfinite(r).all(-1))
+            raise ValueError(
+                f"`{call}({name}{_leaf_path(y0, i)}=...)` must have oscillator rows of "
+                f"non-zero norm (points on the spheres); got {len(rows)} zero row(s), "
+                f"the first at index {tuple(int(i) for i in rows[0])}."
+            )
+
+
+def _leaf_path(tree, index: int) -> str:
+    path, _ = jtu.tree_flatten_with_path(tree)[0][index]
+    return jtu.keystr(path)
+
+
+def _check_start(call: str, y0, t0, t1, *, t1_infinite_ok: bool, throw: bool):
+    """The finiteness checks of `_check_times` and `_check_initial_state` on traced
+    values, inside the compiled solve (one reduction over `y0`): with `throw`, an
+    `equinox.EquinoxRuntimeError` before the solve starts. Returns `y0` (to be used)
+    and the scalar predicate, which without `throw` makes the result
+    `diffrax.RESULTS.nonfinite`. A zero oscillator row is NaN after the retraction."""
+    preds = [~_all_finite(y0)]
+    msgs = [
+        f"`{call}(y0=...)` must be finite, with oscillator rows of non-zero norm; got "
+        "a NaN or infinite value, or a zero oscillator row (NaN once retracted)."
+    ]
+    if eqx.is_array(t0):
+        preds.append(~jnp.isfinite(t0))
+        msgs.append(f"`{call}(t0=...)` must be finite; got NaN or inf.")
+    if eqx.is_array(t1):
+        if t1_infinite_ok:
+            preds.append(jnp.isnan(t1))
+            msgs.append(f"`{call}(t1=...)` must not be NaN; got NaN.")
+        else:
+            preds.append(~jnp.isfinite(t1))
+            msgs.append(
+                f"`{call}(t1=...)` must be finite (+-inf needs an `event`); got NaN "
+                "or inf."
+            )
+    bad = ft.reduce(operator.or_, preds)
+    if throw:
+        index = jnp.array(0)
+        for i in reversed(range(1, len(preds))):
+            index = jnp.where(preds[i], i, index)
+        index = jnp.where(preds[0], 0, index)
+        y0 = eqx.branched_error_if(y0, bad, index, msgs)
+    return y0, bad
+
+
+def _saved_nonfinite(sol: dfx.Solution) -> Bool[Array, ""]:
+    """Whether a state saved at a time the solve reached is not finite. (diffrax fills
+    the saves it never reached with inf, times included.)"""
+    if sol.ts is None or sol.ys is None:
+        return jnp.array(False)
+    structure = jtu.tree_structure(sol.ts)
+    checks = []
+    for ts, ys in zip(jtu.tree_leaves(sol.ts), structure.flatten_up_to(sol.ys)):
+        reached = jnp.isfinite(ts)
+        for leaf in jtu.tree_leaves(ys):
+            if jnp.issubdtype(leaf.dtype, jnp.inexact) and leaf.size:
+                rows = jnp.reshape(jnp.isfinite(leaf), (leaf.shape[0], -1))
+                checks.append(jnp.any(reached & ~jnp.all(rows, axis=1)))
+    return ft.reduce(operator.or_, checks, jnp.array(False))
+
+
+def _report(
+    call: str, sol: dfx.Solution, bad_start, vector_field, t0, y0, args, throw: bool
+) -> dfx.Solution:
+    """The solution with `diffrax.RESULTS.nonfinite` when the start was not finite
+    (traced values), when a saved state is not finite (a fixed-step solve that blew
+    up: it carries NaN or inf to the end), or when the solve ran out of steps with a
+    non-finite vector field at `y0` (an adaptive solve rejects every non-finite step:
+    NaN parameters make it reject steps until `max_steps`). With `throw`, the errors of
+    `diffrax.diffeqsolve(throw=True)`, with hopkur's message for a non-finite state.
+
+    All of it is done once, after the solve: nothing is added to the solver's steps.
+    """
+    result = sol.result
+    out_of_steps = (result == dfx.RESULTS.max_steps_reached) | (
+        result == dfx.RESULTS.dt_min_reached
+    )
+    stuck = jax.lax.cond(
+        out_of_steps,
+        lambda: ~_all_finite(vector_field(t0, y0, args)),
+        lambda: jnp.array(False),
+    )
+    nonfinite = bad_start | _saved_nonfinite(sol) | stuck
+    result = dfx.RESULTS.where(nonfinite, dfx.RESULTS.nonfinite, result)
+    sol = eqx.tree_at(lambda s: s.result, sol, result)
+    if throw:
+        sol = eqx.error_if(sol, nonfinite, _nonfinite_message(call))
+        ok = (result == dfx.RESULTS.successful) | (result == dfx.RESULTS.event_occurred)
+        sol = result.error_if(sol, ~ok)
+    return sol
+
+
 # ------------------------------------------------------------------ simulate
 
 
-@eqx.filter_jit
 def simulate(
     model: AbstractEnergySystem,
     y0: PyTree[ArrayLike],
@@ -272,7 +544,8 @@ def simulate(
     - `adjoint`: how to differentiate. Default `diffrax.RecursiveCheckpointAdjoint()`.
     - `event`: an optional `diffrax.Event` (e.g. to stop at a steady state).
     - `max_steps`: the step budget (finite by default).
-    - `throw`: raise if the solve fails; with `False` read `sol.result` instead.
+    - `throw`: raise if the solve fails; with `False` read `sol.result` instead (see
+      above).
     - `progress_meter`: e.g. `diffrax.TqdmProgressMeter()`. Default none.
     - `retract`: keep oscillators on their spheres (see above). With
       `diffrax.BacksolveAdjoint`, whose backward solve integrates an augmented state,
@@ -281,29 +554,132 @@ def simulate(
     **Returns:**
 
     The `diffrax.Solution`.
+
+    **Raises:**
+
+    - `ValueError`, before anything is compiled, for concrete bad input (Python
+      numbers, NumPy arrays, JAX arrays outside of `jit`): a `t0`, `t1` or `dt0` that
+      is NaN or infinite (`t1 = ±inf` is allowed with an `event`), a zero `dt0` or one
+      whose sign differs from `t1 - t0`, a `max_steps` that is not a positive integer
+      (or `None` with an infinite `t1`), an `rtol`/`atol` of a `diffrax.PIDController`
+      (also inside `diffrax.ClipStepSizeController`) that is NaN, infinite or negative
+      (or both zero), a `y0` with NaN or infinite values, and an oscillator row of `y0`
+      of norm zero.
+    - `equinox.EquinoxRuntimeError` (with `throw=True`) for the same problems of
+      traced values (`y0`, `t0`, `t1` under `jit`: checked inside the solve, before it
+      starts) and for a failed solve, with diffrax's message or, for a state that
+      became non-finite, hopkur's.
+
+    A solve whose state becomes NaN or infinite reports
+    `sol.result == diffrax.RESULTS.nonfinite`, instead of a success with NaN states or
+    "maximum number of steps": checked once, after the solve (nothing is added to the
+    steps), are the saved states (at the times reached; the default `SaveAt(t1=True)`
+    saves the final one), and, for a solve that ran out of steps, the vector field at
+    `y0` (an adaptive controller rejects non-finite steps, so NaN parameters make it
+    reject steps until `max_steps`). A fixed-step solve that blows up runs to `t1` with
+    non-finite states; the saved states show from when. With `throw=False` nothing
+    that depends on values raises: a traced non-finite start gives
+    `diffrax.RESULTS.nonfinite` too.
     """
-    _check_model("hopkur.simulate", model)
-    y0 = _as_arrays(y0)
+    call = "hopkur.simulate"
+    _check_model(call, model)
+    _check_times(call, t0, t1, dt0, t1_infinite_ok=event is not None)
+    infinite = _is_infinite(t1)
+    _check_max_steps(
+        call, max_steps, none_ok=not infinite, why=_UNBOUNDED if infinite else ""
+    )
+    _check_controller(call, stepsize_controller)
+    _check_initial_state(call, model, y0)
+    options = dict(
+        t0=t0,
+        t1=t1,
+        dt0=dt0,
+        solver=solver,
+        stepsize_controller=stepsize_controller,
+        saveat=saveat,
+        adjoint=adjoint,
+        event=event,
+        max_steps=max_steps,
+        throw=throw,
+        progress_meter=progress_meter,
+        retract=retract,
+    )
+    return _simulate(model, y0, args, **_given(options, simulate))
+
+
+def _given(options: dict, function) -> dict:
+    """The options that are not `function`'s defaults (the very objects):
+    `eqx.filter_jit` partitions and hashes only the arguments passed, so forwarding
+    the defaults would add that work to every call; the compiled function fills them
+    in while tracing."""
+    defaults = _keyword_defaults(function)
+    return {k: v for k, v in options.items() if v is not defaults[k]}
+
+
+@ft.cache
+def _keyword_defaults(function) -> dict:
+    # (Through `inspect`, which follows `__wrapped__`: the tests run the public
+    # functions wrapped in a runtime type checker.)
+    return {
+        name: p.default
+        for name, p in inspect.signature(function).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+_UNBOUNDED = (
+    " when `t1` is infinite (the solve would never end if the event never fired)"
+)
+
+
+def _is_infinite(t) -> bool:
+    if type(t) is float:
+        return math.isinf(t)
+    a = _concrete(t)
+    return a is not None and a.size == 1 and bool(np.isinf(a))
+
+
+def _retracting(solver, model, retract: bool):
+    """`solver` wrapped in [`hopkur.RetractingSolver`][] for a model with oscillators
+    (with `retract`), and the retraction (else `None`)."""
     if retract and has_retraction(model):
         retraction = model_retraction(model)
-        solver = RetractingSolver(solver, retraction)
+        return RetractingSolver(solver, retraction), retraction
+    return solver, None
+
+
+@eqx.filter_jit
+def _simulate(model, y0, args, **options):
+    options = {**_keyword_defaults(simulate), **options}
+    t0, t1, dt0, event = (options[k] for k in ("t0", "t1", "dt0", "event"))
+    solver, adjoint, throw = options["solver"], options["adjoint"], options["throw"]
+    call = "hopkur.simulate"
+    y0 = _as_arrays(y0)
+    solver, retraction = _retracting(solver, model, options["retract"])
+    if retraction is not None:
         y0 = retraction(y0)
-    return dfx.diffeqsolve(
-        dfx.ODETerm(_hoisted(model, y0, adjoint).vector_field),
+    y0, bad_start = _check_start(
+        call, y0, t0, t1, t1_infinite_ok=event is not None, throw=throw
+    )
+    vector_field = _hoisted(model, y0, adjoint).vector_field
+    sol = dfx.diffeqsolve(
+        dfx.ODETerm(vector_field),
         solver,
         t0,
         t1,
         dt0,
         y0,
         args,
-        saveat=saveat,
-        stepsize_controller=stepsize_controller,
+        saveat=options["saveat"],
+        stepsize_controller=options["stepsize_controller"],
         adjoint=adjoint,
         event=event,
-        max_steps=max_steps,
-        throw=throw,
-        progress_meter=progress_meter,
+        max_steps=options["max_steps"],
+        # The backward solve of a backsolve adjoint raises only through diffrax.
+        throw=throw and isinstance(adjoint, dfx.BacksolveAdjoint),
+        progress_meter=options["progress_meter"],
     )
+    return _report(call, sol, bad_start, vector_field, t0, y0, args, throw)
 
 
 # ------------------------------------------------------------------ relax
@@ -354,7 +730,6 @@ def implicit_linear_solver(y0: PyTree[ArrayLike]) -> lx.AbstractLinearSolver:
     return lx.LSMR(rtol=tol, atol=tol)
 
 
-@eqx.filter_jit
 def relax(
     model: AbstractEnergySystem,
     y0: PyTree[ArrayLike],
@@ -364,7 +739,7 @@ def relax(
     rtol: float = 1e-6,
     atol: float = 1e-8,
     dt0: RealScalarLike | None = None,
-    max_steps: int | None = 4096,
+    max_steps: int = 4096,
     throw: bool = True,
     adjoint: dfx.AbstractAdjoint | None = None,
     retract: bool = True,
@@ -406,9 +781,9 @@ def relax(
     - `rtol`, `atol`: tolerances of the `diffrax.PIDController` and of the
       steady-state test.
     - `dt0`: the initial step (`None`: chosen by diffrax).
-    - `max_steps`: the step budget (finite: with $t_1 = \infty$ an unlimited budget
-      would loop forever if no steady state exists).
-    - `throw`: raise if no steady state is reached.
+    - `max_steps`: the step budget, a positive integer (with $t_1 = \infty$ an
+      unlimited budget would loop forever if no steady state exists).
+    - `throw`: raise if no steady state is reached or the state becomes non-finite.
     - `adjoint`: `None` (default) for `diffrax.ImplicitAdjoint` with the linear solver
       of [`hopkur.implicit_linear_solver`][] (a dense factorisation for small states,
       the matrix-free LSMR beyond `2048` elements); pass
@@ -418,24 +793,67 @@ def relax(
     **Returns:**
 
     The fixed point, with the structure of `y0`.
+
+    **Raises:**
+
+    - `ValueError`, before anything is compiled, for concrete bad input: an `rtol` or
+      `atol` that is NaN, infinite or negative (or both zero), a `dt0` that is not
+      finite and positive, a `max_steps` that is not a positive integer, a `y0` with
+      NaN or infinite values or an oscillator row of norm zero.
+    - `equinox.EquinoxRuntimeError` (with `throw=True`) for a traced `y0` with such
+      values (checked before the solve starts), for a state that became non-finite
+      during the solve (see [`hopkur.simulate`][]) and when no steady state was
+      reached within `max_steps`.
     """
-    _check_model("hopkur.relax", model)
+    call = "hopkur.relax"
+    _check_model(call, model)
+    _check_tolerances(call, rtol, atol)
+    _check_times(call, 0.0, jnp.inf, dt0, t1_infinite_ok=True)
+    _check_max_steps(call, max_steps, none_ok=False, why=_RELAX_UNBOUNDED)
+    _check_initial_state(call, model, y0)
+    options = dict(
+        solver=solver,
+        rtol=rtol,
+        atol=atol,
+        dt0=dt0,
+        max_steps=max_steps,
+        throw=throw,
+        adjoint=adjoint,
+        retract=retract,
+    )
+    return _relax(model, y0, args, **_given(options, relax))
+
+
+_RELAX_UNBOUNDED = (
+    " (`relax` integrates towards t = inf: without a budget it would never end if no "
+    "steady state is reached)"
+)
+
+
+@eqx.filter_jit
+def _relax(model, y0, args, **options):
+    options = {**_keyword_defaults(relax), **options}
+    solver, adjoint, throw = options["solver"], options["adjoint"], options["throw"]
+    rtol, atol, max_steps = options["rtol"], options["atol"], options["max_steps"]
+    call = "hopkur.relax"
     y0 = _as_arrays(y0)
     if adjoint is None:
         adjoint = dfx.ImplicitAdjoint(linear_solver=implicit_linear_solver(y0))
-    if retract and has_retraction(model):
-        retraction = model_retraction(model)
-        solver = RetractingSolver(solver, retraction)
+    solver, retraction = _retracting(solver, model, options["retract"])
+    if retraction is not None:
         y0 = retraction(y0)
         vector_field = _Stabilised(_hoisted(model, y0, adjoint), retraction)
     else:
         vector_field = _hoisted(model, y0, adjoint).vector_field
+    y0, bad_start = _check_start(
+        call, y0, 0.0, jnp.inf, t1_infinite_ok=True, throw=throw
+    )
     sol = dfx.diffeqsolve(
         dfx.ODETerm(vector_field),
         solver,
         0.0,
         jnp.inf,
-        dt0,
+        options["dt0"],
         y0,
         args,
         stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
@@ -444,16 +862,20 @@ def relax(
         max_steps=max_steps,
         throw=False,
     )
+    sol = _report(call, sol, bad_start, vector_field, 0.0, y0, args, throw=False)
     assert sol.ys is not None
     y = jtu.tree_map(lambda a: a[-1], sol.ys)
     if throw:
-        finite = jnp.all(
-            jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jtu.tree_leaves(y)])
-        )
+        nonfinite = sol.result == dfx.RESULTS.nonfinite
         reached = (sol.result == dfx.RESULTS.event_occurred) | (
             sol.result == dfx.RESULTS.successful
         )
-        y = eqx.error_if(y, ~(reached & finite), _relax_message(max_steps))
+        y = eqx.branched_error_if(
+            y,
+            nonfinite | ~reached,
+            jnp.where(nonfinite, 0, 1),
+            [_nonfinite_message(call), _relax_message(max_steps)],
+        )
     return y
 
 
@@ -542,6 +964,7 @@ def simulate_batch(
     """
     call = "hopkur.simulate_batch"
     _check_model(call, model)
+    _check_initial_state(call, model, y0s, "y0s")
     y0s = _as_arrays(y0s)
     params, static = eqx.partition(model, eqx.is_array)
     batch = _batch_size(call, "y0s", jtu.tree_leaves(y0s))

@@ -22,7 +22,14 @@ from . import _native
 from ._custom_types import Args, RealScalarLike, Scalar
 from ._edge_graph import EdgeGraph
 from ._interactions import AbstractInteraction, closed_form
-from ._misc import check_edges, check_finite, check_shape, is_concrete, tolerance
+from ._misc import (
+    check_edges,
+    check_finite,
+    check_shape,
+    float_array,
+    is_concrete,
+    tolerance,
+)
 from ._sparse import (
     check_method,
     chunk_size,
@@ -35,7 +42,7 @@ from ._sparse import (
     METHODS,
     per_sample,
 )
-from ._sphere import antisymmetrise, normalise, project_tangent
+from ._sphere import _normalise, antisymmetrise, project_tangent
 from ._system import AbstractEnergySystem
 
 
@@ -110,7 +117,7 @@ class DenseCoupling(AbstractOscillatorCoupling):
     use [`hopkur.MeanFieldCoupling`][], which is $O(N D)$).
     """
 
-    weights: Float[Array, "n n"] = eqx.field(converter=jnp.asarray)
+    weights: Float[Array, "n n"] = eqx.field(converter=float_array)
 
     def __check_init__(self):
         n = jnp.shape(self.weights)[0] if jnp.ndim(self.weights) else 0
@@ -137,7 +144,8 @@ class DenseCoupling(AbstractOscillatorCoupling):
 DenseCoupling.__init__.__doc__ = """**Arguments:**
 
 - `weights`: the coupling matrix $W$, shape `(N, N)`; symmetrised on use, diagonal
-  ignored. Positive entries synchronise.
+  ignored. Positive entries synchronise. Integer or boolean values are converted to
+  the default floating dtype.
 """
 
 
@@ -149,7 +157,7 @@ class MeanFieldCoupling(AbstractOscillatorCoupling):
     $E_{int} = -\frac{K}{2N}\big(\|\sum_i x_i\|^2 - \sum_i \|x_i\|^2\big)$.
     """
 
-    strength: Float[Array, ""] = eqx.field(converter=jnp.asarray)
+    strength: Float[Array, ""] = eqx.field(converter=float_array)
 
     def __check_init__(self):
         check_shape("MeanFieldCoupling", "strength", self.strength, ())
@@ -168,6 +176,7 @@ class MeanFieldCoupling(AbstractOscillatorCoupling):
 MeanFieldCoupling.__init__.__doc__ = """**Arguments:**
 
 - `strength`: the coupling strength $K$ (a scalar); each pair is coupled by $K/N$.
+  Integer or boolean values are converted to the default floating dtype.
 """
 
 
@@ -367,7 +376,7 @@ class BlockCoupling(AbstractOscillatorCoupling):
     (see [`hopkur.Kuramoto`][]).
     """
 
-    blocks: Float[Array, "n n d d"] = eqx.field(converter=jnp.asarray)
+    blocks: Float[Array, "n n d d"] = eqx.field(converter=float_array)
 
     def __check_init__(self):
         shape = jnp.shape(self.blocks)
@@ -405,7 +414,8 @@ class BlockCoupling(AbstractOscillatorCoupling):
 
 BlockCoupling.__init__.__doc__ = """**Arguments:**
 
-- `blocks`: the coupling blocks $J_{ij}$, shape `(N, N, D, D)`.
+- `blocks`: the coupling blocks $J_{ij}$, shape `(N, N, D, D)`. Integer or boolean
+  values are converted to the default floating dtype.
 """
 
 
@@ -556,10 +566,13 @@ class Kuramoto(AbstractEnergySystem):
           `(N, D)`.
         - `omega`: natural frequencies, `(D, D)` shared or `(N, D, D)` per oscillator;
           antisymmetrised on use.
+
+        Integer or boolean `field` and `omega` are converted to the default floating
+        dtype.
         """
         self.coupling = coupling
-        self.field = None if field is None else jnp.asarray(field)
-        self.omega = None if omega is None else jnp.asarray(omega)
+        self.field = None if field is None else float_array(field)
+        self.omega = None if omega is None else float_array(omega)
 
     def _hoisted(self, y):
         return eqx.tree_at(lambda m: m.coupling, self, self.coupling._hoisted(y))
@@ -639,7 +652,7 @@ class Kuramoto(AbstractEnergySystem):
         return self.coupling.is_symmetric() & self.rotation_is_harmless()
 
     def retract(self, y: Float[Array, "n d"]) -> Float[Array, "n d"]:
-        return normalise(y)
+        return _normalise(y)
 
     def rotation_is_harmless(self) -> Bool[Array, ""]:
         r"""Whether the rotation term $\Omega_i x_i$ leaves the energy unchanged:

@@ -12,7 +12,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 
 from ._custom_types import Args, RealScalarLike, Scalar
 from ._hopfield import _hopfield_parts, activation, Lagrangian
-from ._misc import check_finite, check_shape
+from ._misc import check_finite, check_shape, float_array
 from ._system import AbstractEnergySystem
 
 
@@ -97,9 +97,12 @@ class LayeredHopfield(AbstractEnergySystem):
           shape `(n_{l+1}, n_l)`.
         - `biases`: `L` biases of shapes `(n_l,)`.
         - `lagrangians`: one Lagrangian per layer, or one for all.
+
+        Integer or boolean weights and biases are converted to the default floating
+        dtype.
         """
-        self.weights = tuple(jnp.asarray(w) for w in weights)
-        self.biases = tuple(jnp.asarray(b) for b in biases)
+        self.weights = tuple(float_array(w) for w in weights)
+        self.biases = tuple(float_array(b) for b in biases)
         if callable(lagrangians):
             lagrangians = (lagrangians,) * len(self.biases)
         self.lagrangians = tuple(lagrangians)

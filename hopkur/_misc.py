@@ -20,6 +20,17 @@ def numpy_rng(key) -> np.random.Generator:
     return np.random.default_rng([int(v) for v in data])
 
 
+def float_array(x) -> jax.Array:
+    """`jnp.asarray(x)`, with integer and boolean values converted to JAX's default
+    floating dtype (float64 with x64 enabled, else float32). The models' parameters are
+    floats: an integer array would be skipped by `eqx.is_inexact_array` (so never
+    trained) and fails under strict dtype promotion."""
+    a = jnp.asarray(x)
+    if not jnp.issubdtype(a.dtype, jnp.inexact):
+        a = a.astype(jnp.result_type(float))
+    return a
+
+
 def check_shape(call: str, name: str, array, expected: tuple) -> None:
     """Raise a `ValueError` unless `array.shape` matches `expected`.
 

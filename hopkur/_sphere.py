@@ -1,8 +1,12 @@
 """Geometry of the product of spheres on which oscillators live."""
 
+import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, Float, PRNGKeyArray
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from ._misc import is_concrete
 
 
 def row_dot(x: Float[Array, "*n d"], y: Float[Array, "*n d"]) -> Float[Array, "*n"]:
@@ -47,8 +51,22 @@ def project_tangent(
     return v - (xv / xx) * x
 
 
-def normalise(x: Float[Array, "*n d"]) -> Float[Array, "*n d"]:
+def _normalise(x: Float[Array, "*n d"]) -> Float[Array, "*n d"]:
+    # `normalise` without the check: the retractions call it after every solver step,
+    # where a zero row cannot arise from a valid state (the solve reports non-finite
+    # states itself).
+    return x / jnp.sqrt(row_dot(x, x))[..., None]
+
+
+_ZERO_ROW = "`hopkur.normalise(x=...)` must have rows of non-zero norm; got "
+
+
+def normalise(x: Float[ArrayLike, "*n d"]) -> Float[Array, "*n d"]:
     """Rescales each row of `x` to unit norm (the retraction onto the spheres).
+
+    A row of norm zero has no direction: with concrete values that is a `ValueError`;
+    under `jit` (traced values) an `equinox.EquinoxRuntimeError` raised through
+    `equinox.error_if` (gradients pass through unchanged).
 
     **Arguments:**
 
@@ -58,7 +76,19 @@ def normalise(x: Float[Array, "*n d"]) -> Float[Array, "*n d"]:
 
     `x / |x|`, row by row.
     """
-    return x / jnp.sqrt(row_dot(x, x))[..., None]
+    x = jnp.asarray(x)
+    squares = row_dot(x, x)
+    if is_concrete(squares):
+        zero = np.asarray(squares == 0)
+        if zero.any():
+            first = tuple(int(i) for i in np.argwhere(zero)[0])
+            where = f" (the first at index {first})" if first else ""
+            raise ValueError(
+                f"{_ZERO_ROW}{int(zero.sum())} zero row(s) out of {zero.size}{where}."
+            )
+    else:
+        squares = eqx.error_if(squares, squares == 0, _ZERO_ROW + "a row of norm 0.")
+    return x / jnp.sqrt(squares)[..., None]
 
 
 def random_sphere(
@@ -69,7 +99,8 @@ def random_sphere(
     **Arguments:**
 
     - `shape`: the leading shape, e.g. `(n,)` for `n` oscillators.
-    - `dim`: the dimension $d$ of the ambient space.
+    - `dim`: the dimension $d \ge 2$ of the ambient space (a `ValueError`
+      otherwise).
     - `key`: a `jax.random.key`. (Keyword only argument.)
     - `dtype`: the floating dtype; JAX's default if `None`. (Keyword only argument.)
 
@@ -77,8 +108,21 @@ def random_sphere(
 
     An array of shape `shape + (dim,)` with unit rows.
     """
+    if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 2:
+        raise ValueError(
+            "`hopkur.random_sphere(dim=...)` must be an integer >= 2 (the sphere "
+            f"S^(d-1) in R^d; D = 1 leaves only the two points +-1); got {dim!r}."
+        )
+    if not isinstance(shape, tuple) or not all(
+        isinstance(s, int | np.integer) and not isinstance(s, bool) and s >= 0
+        for s in shape
+    ):
+        raise ValueError(
+            "`hopkur.random_sphere(shape=...)` must be a tuple of non-negative "
+            f"integers, e.g. `(n,)`; got {shape!r}."
+        )
     kwargs = {} if dtype is None else {"dtype": dtype}
-    return normalise(jr.normal(key, (*shape, dim), **kwargs))
+    return _normalise(jr.normal(key, (*shape, int(dim)), **kwargs))
 
 
 def antisymmetrise(omega: Float[Array, "*n d d"]) -> Float[Array, "*n d d"]:

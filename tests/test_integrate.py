@@ -187,7 +187,7 @@ def test_hoisting_follows_the_adjoint():
         assert hoisted is not model and isinstance(
             hoisted.coupling, hopkur.EdgeCoupling
         )
-        assert hoisted.coupling._hoisted_dense() is not None
+        assert hoisted.coupling.graph.hoisted is not None
     for adjoint in (dfx.BacksolveAdjoint(), dfx.ImplicitAdjoint()):
         assert _hoisted(model, x, adjoint) is model
 

@@ -39,7 +39,7 @@ from .._custom_types import Args, RealScalarLike, Scalar
 from .._hopfield import Hopfield
 from .._kuramoto import Kuramoto, MeanFieldCoupling
 from .._misc import check_edges, check_finite, check_shape, is_concrete
-from .._sphere import normalise, random_sphere
+from .._sphere import _normalise, normalise, random_sphere
 from .._system import AbstractEnergySystem
 
 
@@ -430,4 +430,4 @@ class OscillatorCorrection(AbstractEnergySystem):
     def retract(
         self, y: tuple[Float[Array, " n"], Float[Array, "n d"]]
     ) -> tuple[Float[Array, " n"], Float[Array, "n d"]]:
-        return y[0], normalise(y[1])
+        return y[0], _normalise(y[1])
