@@ -44,6 +44,13 @@ from ._discrete import (
     akorn_steps as akorn_steps,
     DiscreteTrajectory as DiscreteTrajectory,
 )
+from ._feature_couplings import (
+    AbstractFeatureCoupling as AbstractFeatureCoupling,
+    AttentionCoupling as AttentionCoupling,
+    ConvCoupling as ConvCoupling,
+    GroupedCoupling as GroupedCoupling,
+    multi_head_attention as multi_head_attention,
+)
 from ._graphs import (
     complete_edges as complete_edges,
     ring_edges as ring_edges,
