@@ -23,7 +23,7 @@ import numpy as np
 
 from .._io import atomic_save_eqx, atomic_write_bytes, atomic_write_json
 from ..data.sudoku import augment, is_valid_solution, sudoku_dataset
-from ..nn import SudokuAKOrN, SudokuTransformer
+from .sudoku_model import SudokuAKOrN, SudokuTransformer
 
 
 # The recipe of the shipped checkpoint (`hopkur/checkpoints/sudoku_akorn.json`), and
@@ -174,7 +174,8 @@ def predict(
 
     **Arguments:**
 
-    - `model`: a [`hopkur.nn.SudokuAKOrN`][] or [`hopkur.nn.SudokuTransformer`][].
+    - `model`: a [`hopkur.experiments.sudoku_model.SudokuAKOrN`][] or
+      [`hopkur.experiments.sudoku_model.SudokuTransformer`][].
     - `puzzles`: integer array `(n, 81)`.
     - `key`: a `jax.random.key` for the random initial oscillators. (Keyword only.)
     - `blocks`, `steps`: override the number of iterations / Kuramoto steps per
