@@ -55,6 +55,7 @@ def test_energy_matches_formula(getkey):
     rng = np.random.default_rng(3)
     x = nn.normalise_groups(jnp.asarray(rng.normal(size=(8,))), 2)
     c = jnp.asarray(rng.normal(size=(8,)))
+    assert isinstance(layer.coupling, nn.LinearCoupling)
     j = np.asarray(layer.coupling.matrix)
     xn, cn = np.asarray(x), np.asarray(c)
     expected = -0.5 * xn @ j @ xn - cn @ xn

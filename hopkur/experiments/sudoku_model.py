@@ -8,6 +8,7 @@ scalar energy used by energy-based voting.
 """
 
 import math
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -158,7 +159,7 @@ class SudokuAKOrN(eqx.Module):
         coupling: str = "relational",
         num_heads: int = 4,
         structured: bool = True,
-        omega: str = "group",
+        omega: Literal["none", "shared", "group"] = "group",
         dtype=None,
         key: PRNGKeyArray,
     ):
@@ -212,7 +213,7 @@ class SudokuAKOrN(eqx.Module):
             omega=omega,
             dtype=dtype,
             key=lkey,
-        )  # type: ignore[arg-type]
+        )
         self.readout = Readout(channels, features, dim, dtype=dtype, key=rkey)
         self.feedback_hidden = eqx.nn.Linear(features, hidden, key=hkey, dtype=dtype)
         self.feedback_out = eqx.nn.Linear(hidden, channels, key=okey, dtype=dtype)
