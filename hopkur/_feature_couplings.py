@@ -89,6 +89,8 @@ class AbstractFeatureCoupling(eqx.Module):
     $E_{int}(f) = -\tfrac12 \langle f, J(f)\rangle$; it is a Lyapunov function of the
     flow (and of small discrete steps) exactly when $J$ is a fixed symmetric linear
     map (`is_symmetric`), with the conditions on $\Omega$ of [`hopkur.Kuramoto`][].
+    `is_symmetric` and `is_rotation_invariant` may be conservative: false whenever the
+    coupling cannot show the property from its parameters, never true without it.
     """
 
     @abc.abstractmethod
@@ -113,8 +115,9 @@ class ConvCoupling(AbstractFeatureCoupling):
     Feature maps have shape `(height, width, C)`; the kernel has shape `(C, C, k, k)`
     (output channel, input channel, then the window). Viewed per oscillator, $J$ is a
     block coupling whose $D\times D$ blocks are the kernel's channel blocks at each
-    offset. It is symmetric exactly when $w_{oi}(\delta) = w_{io}(-\delta)$ (the kernel
-    equals its channel-transposed, spatially flipped self), including at the borders.
+    offset. It is symmetric when $w_{oi}(\delta) = w_{io}(-\delta)$ (the kernel equals
+    its channel-transposed, spatially flipped self), including at the borders; on grids
+    at least as large as the kernel, only then. `is_symmetric` checks this condition.
     """
 
     weight: Float[Array, "c c k k"]
