@@ -23,6 +23,13 @@ from ._discrete import (
     akorn_steps as akorn_steps,
     DiscreteTrajectory as DiscreteTrajectory,
 )
+from ._feature_couplings import (
+    AbstractFeatureCoupling as AbstractFeatureCoupling,
+    AttentionCoupling as AttentionCoupling,
+    ConvCoupling as ConvCoupling,
+    GroupedCoupling as GroupedCoupling,
+    multi_head_attention as multi_head_attention,
+)
 from ._fixed_points import (
     find_fixed_points as find_fixed_points,
     fixed_point_spectrum as fixed_point_spectrum,

@@ -75,13 +75,16 @@ def akorn_step(
 @eqx.filter_jit
 def _akorn_scan(model, y0, args, gamma, steps, save_states):
     def body(y, k):
-        y = akorn_step(model, y, gamma, args, k * gamma)
+        # The energy of the state a step starts from, in the same iteration as the
+        # step: the coupling's drive (e.g. an attention pass) is then one computation
+        # shared by both (XLA merges the identical subexpressions), not two.
         energy = model.energy(y, args)
+        y = akorn_step(model, y, gamma, args, k * gamma)
         return y, ((y if save_states else None), energy)
 
     ks = jnp.arange(1, steps + 1, dtype=jnp.result_type(gamma))
     y_final, (ys, energies) = lax.scan(body, y0, ks)
-    energies = jnp.concatenate([model.energy(y0, args)[None], energies])
+    energies = jnp.concatenate([energies, model.energy(y_final, args)[None]])
     if save_states:
         ys = jtu.tree_map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
     else:

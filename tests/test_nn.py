@@ -1,3 +1,4 @@
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -5,6 +6,7 @@ import jax.random as jr
 import numpy as np
 import pytest
 
+import hopkur
 import hopkur.nn as nn
 
 
@@ -53,6 +55,7 @@ def test_energy_matches_formula(getkey):
     rng = np.random.default_rng(3)
     x = nn.normalise_groups(jnp.asarray(rng.normal(size=(8,))), 2)
     c = jnp.asarray(rng.normal(size=(8,)))
+    assert isinstance(layer.coupling, nn.LinearCoupling)
     j = np.asarray(layer.coupling.matrix)
     xn, cn = np.asarray(x), np.asarray(c)
     expected = -0.5 * xn @ j @ xn - cn @ xn
@@ -116,7 +119,7 @@ def test_learnable_gamma(getkey):
 
 def test_group_norm_stimulus(getkey):
     ckey, lkey = jr.split(getkey())
-    coupling = nn.ConvCoupling(8, 3, key=ckey)
+    coupling = hopkur.ConvCoupling(8, 3, key=ckey)
     layer = nn.KuramotoLayer(coupling, 8, 4, norm="group", key=lkey)
     c = jnp.asarray(np.random.default_rng(6).normal(2.0, 3.0, size=(5, 5, 8)))
     out = np.asarray(layer.normalise_stimulus(c)).reshape(5, 5, 2, 4)
@@ -125,7 +128,7 @@ def test_group_norm_stimulus(getkey):
 
 
 def test_conv_coupling_matches_direct(getkey):
-    conv = nn.ConvCoupling(4, 3, key=getkey())
+    conv = hopkur.ConvCoupling(4, 3, key=getkey())
     x = np.random.default_rng(7).normal(size=(5, 6, 4))
     out = np.asarray(conv(jnp.asarray(x)))
     w = np.asarray(conv.weight)
@@ -136,7 +139,7 @@ def test_conv_coupling_matches_direct(getkey):
 
 
 def test_attention_positions(getkey):
-    att = nn.AttentionCoupling(8, 6, 2, key=getkey())
+    att = hopkur.AttentionCoupling(8, 6, 2, key=getkey())
     x = jnp.asarray(np.random.default_rng(8).normal(size=(6, 8)))
     perm = np.array([3, 0, 5, 1, 4, 2])
     # Without positions, attention is permutation-equivariant: it cannot tell
@@ -145,23 +148,11 @@ def test_attention_positions(getkey):
     np.testing.assert_allclose(no_pos(x[perm]), no_pos(x)[perm], atol=1e-12)
     assert not np.allclose(att(x[perm]), att(x)[perm], atol=1e-6)
     mask = np.eye(6, dtype=bool)
-    masked = nn.AttentionCoupling(8, 6, 2, mask=mask, key=getkey())
+    masked = hopkur.AttentionCoupling(8, 6, 2, mask=mask, key=getkey())
     # Attending only to itself, each token's output depends on itself only.
     y = np.asarray(x).copy()
     y[0] += 1.0
     np.testing.assert_allclose(masked(jnp.asarray(y))[1:], masked(x)[1:], atol=1e-12)
-
-
-def test_relational_matches_sudoku_coupling(getkey):
-    rel = nn.RelationalCoupling(nn.sudoku_relations(), 8, symmetric=False, key=getkey())
-    fast = nn.SudokuCoupling(8, key=getkey())
-    fast = eqx.tree_at(lambda f: f.weight, fast, rel.weight)
-    x = jnp.asarray(np.random.default_rng(9).normal(size=(81, 8)))
-    np.testing.assert_allclose(fast(x), rel(x), atol=1e-12)
-    peers = nn.sudoku_peers()
-    assert peers.sum(axis=1).tolist() == [21] * 81
-    sym = nn.RelationalCoupling(nn.sudoku_relations(), 4, symmetric=True, key=getkey())
-    assert sym.is_symmetric() and not rel.is_symmetric()
 
 
 def test_readout_formula(getkey):
@@ -181,7 +172,7 @@ def test_readout_formula(getkey):
 def _conv_block(cin, cout, key):
     k1, k2, k3, k4 = jr.split(key, 4)
     layer = nn.KuramotoLayer(
-        nn.ConvCoupling(cin, 3, key=k1), cin, 4, steps=2, norm="group", key=k2
+        hopkur.ConvCoupling(cin, 3, key=k1), cin, 4, steps=2, norm="group", key=k2
     )
     return nn.AKOrNBlock(layer, nn.Readout(cin, 6, 4, key=k3), cout, key=k4)
 
@@ -189,7 +180,7 @@ def _conv_block(cin, cout, key):
 def test_akorn_stack_tokens(getkey):
     k1, k2, k3, k4 = jr.split(getkey(), 4)
     layer = nn.KuramotoLayer(
-        nn.AttentionCoupling(8, 10, 2, key=k1), 8, 4, steps=2, key=k2
+        hopkur.AttentionCoupling(8, 10, 2, key=k1), 8, 4, steps=2, key=k2
     )
     block = nn.AKOrNBlock(layer, nn.Readout(8, 5, 4, key=k3), 8, key=k4)
     tokens = jnp.asarray(np.random.default_rng(12).normal(size=(10, 8)))
@@ -219,7 +210,7 @@ def test_errors(getkey):
             nn.LinearCoupling(8, key=getkey()), 8, 4, omega="bad", key=getkey()
         )  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="odd"):
-        nn.ConvCoupling(4, 2, key=getkey())
+        hopkur.ConvCoupling(4, 2, key=getkey())
     layer = _linear_layer(getkey(), 2, 4, symmetric=False, omega="none", gamma=1.0)
     with pytest.raises((ValueError, TypeError)):
         layer(jnp.zeros(8), jnp.zeros(4))
@@ -233,3 +224,168 @@ def test_vmap_matches_loop(getkey):
     batched = jax.vmap(lambda x, c: layer(x, c).x)(xs, cs)
     for i in range(3):
         np.testing.assert_allclose(batched[i], layer(xs[i], cs[i]).x, atol=1e-12)
+
+
+# ------------------------------------------------ the layer is the core's AKOrN step
+
+
+def _omega_per_oscillator(layer, spatial):
+    # The layer's per-group frequencies, repeated over the positions: (N, n, n).
+    n = layer.dim
+    omega = np.asarray(layer.omega)
+    shape = (*spatial, layer.channels // n, n, n)
+    return jnp.asarray(np.broadcast_to(omega, shape).reshape(-1, n, n))
+
+
+def _blocks_of(linear_map, shape, n):
+    # The D x D blocks J_ij of a linear map on states of `shape`, by differentiation:
+    # an independent (dense) representation of the coupling.
+    size = int(np.prod(shape))
+    matrix = jax.jacfwd(lambda v: linear_map(v.reshape(shape)).reshape(-1))(
+        jnp.zeros(size)
+    )
+    m = size // n
+    return jnp.asarray(np.asarray(matrix).reshape(m, n, m, n).transpose(0, 2, 1, 3))
+
+
+def _tie_case(kind, key):
+    ckey, lkey = jr.split(key)
+    if kind == "dense":
+        spatial, channels = (3,), 8
+        coupling = nn.LinearCoupling(24, key=ckey)
+    elif kind == "conv":
+        spatial, channels = (4, 5), 8
+        coupling = hopkur.ConvCoupling(8, 3, key=ckey)
+    elif kind == "relational":
+        spatial, channels = (12,), 4
+        rel = _ring_relations(12)
+        coupling = nn.RelationalCoupling(rel, 4, key=ckey)
+    else:
+        spatial, channels = (6,), 8
+        mask = np.eye(6, dtype=bool) | (np.random.default_rng(0).random((6, 6)) < 0.5)
+        coupling = hopkur.AttentionCoupling(8, 6, 2, mask=mask, key=ckey)
+    layer = nn.KuramotoLayer(
+        coupling, channels, 4, steps=6, gamma=0.5, omega="group", norm="group", key=lkey
+    )
+    return layer, (*spatial, channels)
+
+
+def _ring_relations(n):
+    # A small relation structure: self, and the neighbours on a ring of n tokens.
+    eye = np.eye(n, dtype=bool)
+    return np.stack([eye, np.roll(eye, 1, axis=1) | np.roll(eye, -1, axis=1)])
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv", "attention", "relational"])
+def test_layer_is_akorn_steps_on_the_core_model(kind, getkey):
+    layer, shape = _tie_case(kind, getkey())
+    rng = np.random.default_rng(14)
+    x0 = jnp.asarray(rng.normal(size=shape))
+    c = jnp.asarray(rng.normal(size=shape))
+    n, spatial = layer.dim, shape[:-1]
+    result = eqx.filter_jit(lambda layer, x, c: layer(x, c, return_all=True))(
+        layer, x0, c
+    )
+    # The same model, built here from the core's public classes.
+    if kind == "attention":
+        oscillators = hopkur.GroupedCoupling(layer.coupling, shape, n)
+    else:
+        # Linear couplings: an independent dense block representation.
+        oscillators = hopkur.BlockCoupling(_blocks_of(layer.coupling, shape, n))
+    model = hopkur.Kuramoto(
+        oscillators,
+        field=layer.normalise_stimulus(c).reshape(-1, n),
+        omega=_omega_per_oscillator(layer, spatial),
+    )
+    run = hopkur.akorn_steps(model, x0.reshape(-1, n), steps=6, gamma=layer.gamma)
+    assert result.xs is not None
+    np.testing.assert_allclose(result.xs.reshape(7, -1, n), run.ys, atol=1e-12)
+    np.testing.assert_allclose(result.energies, run.energies, rtol=1e-12, atol=1e-12)
+    # One step and the energy agree too.
+    cn = layer.normalise_stimulus(c)
+    step = layer.step(result.xs[2], cn).reshape(-1, n)
+    np.testing.assert_allclose(step, run.ys[3], atol=1e-12)
+    np.testing.assert_allclose(layer.energy(result.xs[2], cn), run.energies[2])
+    # The layer's own core model is that model.
+    assert layer.kuramoto(cn).num_oscillators == model.num_oscillators
+
+
+def _symmetric_conv(key, channels=8):
+    conv = hopkur.ConvCoupling(channels, 3, key=key)
+    w = conv.weight
+    sym = 0.5 * (w + jnp.flip(jnp.swapaxes(w, 0, 1), axis=(2, 3)))
+    return eqx.tree_at(lambda c: c.weight, conv, sym)
+
+
+def test_conv_coupling_symmetry_and_gradient(getkey):
+    conv = hopkur.ConvCoupling(8, 3, key=getkey())
+    sym = _symmetric_conv(getkey())
+    assert not bool(conv.is_symmetric()) and bool(sym.is_symmetric())
+    grouped = hopkur.GroupedCoupling(sym, (4, 5, 8), 4)
+    assert grouped.num_oscillators == 40 and grouped.dim == 4
+    x = hopkur.random_sphere((40,), 4, key=getkey())
+    # Symmetric, also at the borders: the drive is minus the energy's gradient.
+    np.testing.assert_allclose(
+        grouped.drive(x), -jax.grad(grouped.energy)(x), atol=1e-12
+    )
+    # Blocks that are multiples of the identity commute with any rotation.
+    scalar = eqx.tree_at(
+        lambda c: c.weight,
+        conv,
+        jnp.einsum("ijkl,ab->iajbkl", jnp.ones((2, 2, 3, 3)), jnp.eye(4)).reshape(
+            8, 8, 3, 3
+        ),
+    )
+    omega = jnp.asarray(np.random.default_rng(15).normal(size=(4, 4)))
+    omega = omega - omega.T
+    assert bool(scalar.is_rotation_invariant(omega))
+    assert not bool(conv.is_rotation_invariant(omega))
+
+
+@pytest.mark.parametrize("kind", ["conv", "attention"])
+def test_feature_couplings_in_simulate(kind, getkey):
+    if kind == "conv":
+        coupling, shape = _symmetric_conv(getkey()), (4, 4, 8)
+    else:
+        coupling, shape = hopkur.AttentionCoupling(8, 5, 2, key=getkey()), (5, 8)
+    grouped = hopkur.GroupedCoupling(coupling, shape, 4)
+    model = hopkur.Kuramoto(grouped)
+    x0 = hopkur.random_sphere((grouped.num_oscillators,), 4, key=getkey())
+    ts = jnp.linspace(0.0, 3.0, 13)
+    sol = hopkur.simulate(model, x0, t1=3.0, saveat=diffrax.SaveAt(ts=ts))
+    assert sol.ys is not None
+    np.testing.assert_allclose(np.linalg.norm(sol.ys, axis=-1), 1.0, atol=1e-10)
+    assert not np.allclose(sol.ys[-1], x0, atol=1e-3)  # it moves
+    energies = jax.vmap(model.energy, in_axes=(0, None))(sol.ys, None)
+    if kind == "conv":
+        # A fixed symmetric linear coupling: a gradient system, the energy decreases.
+        assert bool(model.is_gradient_system)
+        assert np.all(np.diff(np.asarray(energies)) <= 1e-8)
+    else:
+        # Attention is never claimed to be one.
+        assert not bool(model.is_gradient_system)
+
+
+def test_multi_head_attention_matches_a_loop_over_heads():
+    rng = np.random.default_rng(16)
+    q, k, v = (jnp.asarray(rng.normal(size=(5, 6))) for _ in range(3))
+    mask = np.eye(5, dtype=bool) | (rng.random((5, 5)) < 0.5)
+    out = hopkur.multi_head_attention(q, k, v, 2, jnp.asarray(mask))
+    for h in range(2):
+        part = slice(3 * h, 3 * h + 3)
+        logits = np.asarray(q[:, part] @ k[:, part].T) / np.sqrt(3.0)
+        logits = np.where(mask, logits, -np.inf)
+        weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(out[:, part], weights @ np.asarray(v[:, part]))
+
+
+def test_moved_names_still_import_with_a_warning():
+    from hopkur.experiments import sudoku_model
+
+    with pytest.warns(DeprecationWarning, match="hopkur.ConvCoupling"):
+        assert nn.ConvCoupling is hopkur.ConvCoupling
+    with pytest.warns(DeprecationWarning, match="sudoku_model.SudokuAKOrN"):
+        assert nn.SudokuAKOrN is sudoku_model.SudokuAKOrN
+    with pytest.raises(AttributeError):
+        nn.NoSuchName  # noqa: B018

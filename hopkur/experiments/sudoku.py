@@ -22,7 +22,6 @@ import jax.random as jr
 import numpy as np
 
 from ..data.sudoku import augment, is_valid_solution, sudoku_dataset
-from ..nn import SudokuAKOrN, SudokuTransformer
 from ._io import (
     atomic_save_eqx,
     atomic_write_bytes,
@@ -30,6 +29,7 @@ from ._io import (
     InputFileError,
     read_json,
 )
+from .sudoku_model import SudokuAKOrN, SudokuTransformer
 
 
 # The recipe of the shipped checkpoint (`hopkur/checkpoints/sudoku_akorn.json`), and
@@ -257,7 +257,8 @@ def predict(
 
     **Arguments:**
 
-    - `model`: a [`hopkur.nn.SudokuAKOrN`][] or [`hopkur.nn.SudokuTransformer`][].
+    - `model`: a [`hopkur.experiments.sudoku_model.SudokuAKOrN`][] or
+      [`hopkur.experiments.sudoku_model.SudokuTransformer`][].
     - `puzzles`: integer array `(n, 81)`.
     - `key`: a `jax.random.key` for the random initial oscillators. (Keyword only.)
     - `blocks`, `steps`: override the number of iterations / Kuramoto steps per

@@ -1,4 +1,10 @@
-r"""The AKOrN Kuramoto layer: $T$ discrete projected updates of oscillator groups."""
+r"""The AKOrN Kuramoto layer: $T$ discrete projected updates of oscillator groups.
+
+The layer is the core's discrete AKOrN step ([`hopkur.akorn_steps`][]) on a
+[`hopkur.Kuramoto`][] model over the oscillator view of its channels
+([`hopkur.GroupedCoupling`][]); it adds the stimulus normalisation and the trainable
+parametrisation of $\Omega$ and $\gamma$.
+"""
 
 import math
 from typing import Literal, NamedTuple
@@ -9,7 +15,10 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._couplings import AbstractKuramotoCoupling
+from .._discrete import akorn_step, akorn_steps
+from .._feature_couplings import AbstractFeatureCoupling, GroupedCoupling
+from .._kuramoto import Kuramoto
+from .._sphere import antisymmetrise, normalise, random_sphere
 
 
 def _groups(x: Float[Array, "*s c"], n: int) -> Float[Array, "*s g n"]:
@@ -21,7 +30,8 @@ def _flat(x: Float[Array, "*s g n"]) -> Float[Array, "*s c"]:
 
 
 def normalise_groups(x: Float[Array, "*s c"], n: int) -> Float[Array, "*s c"]:
-    """Rescales each oscillator group (consecutive `n` channels) to unit norm.
+    """Rescales each oscillator group (consecutive `n` channels) to unit norm
+    ([`hopkur.normalise`][] on the groups).
 
     **Arguments:**
 
@@ -32,15 +42,14 @@ def normalise_groups(x: Float[Array, "*s c"], n: int) -> Float[Array, "*s c"]:
 
     The state with every group of `n` channels of unit norm.
     """
-    g = _groups(x, n)
-    return _flat(g / jnp.linalg.norm(g, axis=-1, keepdims=True))
+    return _flat(normalise(_groups(x, n)))
 
 
 def random_oscillators(
     shape: tuple[int, ...], n: int, *, key: PRNGKeyArray, dtype=None
 ) -> Float[Array, "..."]:
     """Draws a state of shape `shape = (*spatial, channels)` whose oscillator groups
-    are uniform on $S^{n-1}$.
+    are uniform on $S^{n-1}$ ([`hopkur.random_sphere`][] on the groups).
 
     **Arguments:**
 
@@ -53,8 +62,8 @@ def random_oscillators(
 
     An array of shape `shape` with unit-norm groups.
     """
-    kwargs = {} if dtype is None else {"dtype": dtype}
-    return normalise_groups(jr.normal(key, shape, **kwargs), n)
+    *spatial, channels = shape
+    return _flat(random_sphere((*spatial, channels // n), n, key=key, dtype=dtype))
 
 
 class KuramotoResult(NamedTuple):
@@ -81,9 +90,17 @@ class KuramotoLayer(eqx.Module):
     $$x_i \leftarrow \Pi\big(x_i + \gamma\,[\,\Omega_i x_i + P_{x_i}(c_i + [Jx]_i)\,]
     \big), \qquad \Pi(v) = v/\|v\|, \quad P_x v = v - \frac{x\cdot v}{x\cdot x}x,$$
 
-    with $J$ a coupling ([`hopkur.nn.LinearCoupling`][],
-    [`hopkur.nn.ConvCoupling`][], [`hopkur.nn.AttentionCoupling`][] or
-    [`hopkur.nn.RelationalCoupling`][]) and $\Omega_i$ antisymmetric $n\times n$.
+    with $J$ a feature coupling ([`hopkur.nn.LinearCoupling`][],
+    [`hopkur.ConvCoupling`][], [`hopkur.AttentionCoupling`][],
+    [`hopkur.nn.RelationalCoupling`][], or any [`hopkur.AbstractFeatureCoupling`][]) and
+    $\Omega_i$ antisymmetric $n\times n$.
+
+    **The core model.** The update is exactly [`hopkur.akorn_steps`][] on the
+    [`hopkur.Kuramoto`][] model that [`hopkur.nn.KuramotoLayer.kuramoto`][] returns:
+    the state viewed as `(N, n)` oscillators (`x.reshape(-1, n)`), the coupling
+    [`hopkur.GroupedCoupling`][]`(J, x.shape, n)`, the field $c$ and the frequencies
+    $\Omega_i$ per oscillator. The projection, retraction, energy and
+    random states are the core's.
 
     **Energy convention.** The layer reports, for every state,
 
@@ -101,7 +118,7 @@ class KuramotoLayer(eqx.Module):
     `norm=None` uses $c$ as given.
     """
 
-    coupling: AbstractKuramotoCoupling
+    coupling: AbstractFeatureCoupling
     raw_omega: Float[Array, "*g n n"] | None
     norm_weight: Float[Array, " c"] | None
     norm_bias: Float[Array, " c"] | None
@@ -113,7 +130,7 @@ class KuramotoLayer(eqx.Module):
 
     def __init__(
         self,
-        coupling: AbstractKuramotoCoupling,
+        coupling: AbstractFeatureCoupling,
         channels: int,
         dim: int = 4,
         *,
@@ -201,7 +218,7 @@ class KuramotoLayer(eqx.Module):
         $(\tilde\Omega - \tilde\Omega^\top)/2$."""
         if self.raw_omega is None:
             return None
-        return 0.5 * (self.raw_omega - jnp.swapaxes(self.raw_omega, -1, -2))
+        return antisymmetrise(self.raw_omega)
 
     def normalise_stimulus(self, c: Float[Array, "*s c"]) -> Float[Array, "*s c"]:
         """Applies the stimulus normalisation (identity if `norm=None`)."""
@@ -216,38 +233,45 @@ class KuramotoLayer(eqx.Module):
         weight = jnp.broadcast_to(self.norm_weight, out.shape)
         return out * weight + jnp.broadcast_to(self.norm_bias, out.shape)
 
+    def kuramoto(self, c: Float[Array, "*s c"]) -> Kuramoto:
+        r"""The core model the layer steps under the stimulus `c` (already normalised):
+        [`hopkur.Kuramoto`][] on the oscillator view `(N, n)` of states shaped like
+        `c`, with coupling [`hopkur.GroupedCoupling`][]`(J, c.shape, n)`, field
+        `c.reshape(-1, n)` and $\Omega$ shared, or per oscillator (each group's
+        $\Omega$ repeated over the positions).
+
+        **Arguments:**
+
+        - `c`: the normalised stimulus, shape `(*spatial, channels)`.
+
+        **Returns:**
+
+        The [`hopkur.Kuramoto`][] model; `hopkur.akorn_steps(model, x.reshape(-1, n),
+        steps=T, gamma=layer.gamma)` is the layer's update.
+        """
+        n = self.dim
+        omega = self.omega
+        if omega is not None and omega.ndim == 3:
+            shape = (*c.shape[:-1], *omega.shape)
+            omega = jnp.broadcast_to(omega, shape).reshape(-1, n, n)
+        coupling = GroupedCoupling(self.coupling, c.shape, n)
+        return Kuramoto(coupling, field=c.reshape(-1, n), omega=omega)
+
     def energy(
         self, x: Float[Array, "*s c"], c: Float[Array, "*s c"]
     ) -> Float[Array, ""]:
         r"""$E(x) = -\tfrac12 \langle x, Jx\rangle - \langle c, x\rangle$, with `c`
-        already normalised (see the class docstring)."""
-        return -0.5 * jnp.sum(x * self.coupling(x)) - jnp.sum(c * x)
+        already normalised (see the class docstring): the energy of the core model."""
+        return self.kuramoto(c).energy(x.reshape(-1, self.dim), None)
 
     def step(
         self, x: Float[Array, "*s c"], c: Float[Array, "*s c"]
     ) -> Float[Array, "*s c"]:
         r"""One update $x \leftarrow \Pi(x + \gamma[\Omega x + P_x(c + Jx)])$, with `c`
-        already normalised."""
-        return self._step(x, c)[0]
-
-    def _step(self, x, c):
-        # Returns the updated state and the energy of `x` (sharing the product Jx).
-        n = self.dim
-        jx = self.coupling(x)
-        energy = -0.5 * jnp.sum(x * jx) - jnp.sum(c * x)
-        xg = _groups(x, n)
-        drive = _groups(c + jx, n)
-        xv = jnp.sum(xg * drive, axis=-1, keepdims=True)
-        xx = jnp.sum(xg * xg, axis=-1, keepdims=True)
-        velocity = drive - (xv / xx) * xg
-        omega = self.omega
-        if omega is not None:
-            # Broadcast multiply-add: tiny batched matmuls are slow on CPU.
-            omega = jnp.broadcast_to(omega, xg.shape + (n,))
-            velocity = velocity + jnp.sum(omega * xg[..., None, :], axis=-1)
+        already normalised: [`hopkur.akorn_step`][] on the core model."""
         gamma = self.gamma.astype(x.dtype)
-        new = xg + gamma * velocity
-        return _flat(new / jnp.linalg.norm(new, axis=-1, keepdims=True)), energy
+        new = akorn_step(self.kuramoto(c), x.reshape(-1, self.dim), gamma)
+        return new.reshape(x.shape)
 
     def __call__(
         self,
@@ -280,14 +304,14 @@ class KuramotoLayer(eqx.Module):
             )
         steps = self.steps if steps is None else steps
         c = self.normalise_stimulus(c)
-        x = normalise_groups(x, self.dim)
-
-        def body(state, _):
-            new, energy = self._step(state, c)
-            return new, (energy, new if return_all else None)
-
-        final, (energies, xs) = jax.lax.scan(body, x, None, length=steps)
-        energies = jnp.concatenate([energies, self.energy(final, c)[None]])
+        run = akorn_steps(
+            self.kuramoto(c),
+            x.reshape(-1, self.dim),
+            steps=steps,
+            gamma=self.gamma.astype(x.dtype),
+            save_states=return_all,
+        )
         if return_all:
-            xs = jnp.concatenate([x[None], xs])
-        return KuramotoResult(final, energies, xs if return_all else None)
+            xs = run.ys.reshape(steps + 1, *x.shape)
+            return KuramotoResult(xs[-1], run.energies, xs)
+        return KuramotoResult(run.ys.reshape(x.shape), run.energies, None)

@@ -1,4 +1,5 @@
-r"""Sudoku solvers: a recurrent AKOrN and a weight-tied transformer baseline.
+r"""Sudoku solvers: a recurrent AKOrN and a weight-tied transformer baseline (AKOrN's
+Sudoku experiment, MODELS.md §5), built from `hopkur.nn` and the core.
 
 Both map a puzzle (an integer array of shape `(81,)`, `0` for blanks) to per-cell
 logits over the digits 1-9 after each of `blocks` recurrent iterations (the weights of
@@ -7,6 +8,7 @@ scalar energy used by energy-based voting.
 """
 
 import math
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -15,9 +17,15 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from ._blocks import affine, Readout
-from ._couplings import AbstractKuramotoCoupling, AttentionCoupling
-from ._layer import KuramotoLayer, random_oscillators
+from .._feature_couplings import (
+    AbstractFeatureCoupling,
+    AttentionCoupling,
+    blocks_commute,
+    multi_head_attention,
+)
+from .._misc import tolerance
+from ..nn import KuramotoLayer, random_oscillators, Readout
+from ..nn._blocks import affine
 
 
 def sudoku_relations(*, include_self: bool = True) -> Bool[np.ndarray, "r 81 81"]:
@@ -52,14 +60,16 @@ def sudoku_peers() -> Bool[np.ndarray, "81 81"]:
     return np.any(sudoku_relations(include_self=True), axis=0)
 
 
-class SudokuCoupling(AbstractKuramotoCoupling):
+class SudokuCoupling(AbstractFeatureCoupling):
     r"""The row/column/box-structured coupling of the 81 Sudoku cells.
 
     $[Jx]_i = W_0 x_i + W_1 \sum_{j \in \mathrm{row}(i)\setminus i} x_j
     + W_2 \sum_{j \in \mathrm{col}(i)\setminus i} x_j
     + W_3 \sum_{j \in \mathrm{box}(i)\setminus i} x_j$: the same map as
-    [`hopkur.nn.RelationalCoupling`][] with [`hopkur.nn.sudoku_relations`][], computed
-    with unit sums in $O(81\,C)$ instead of $O(81^2 C)$ before the channel maps.
+    [`hopkur.nn.RelationalCoupling`][] with
+    [`hopkur.experiments.sudoku_model.sudoku_relations`][], computed with unit sums in
+    $O(81\,C)$ instead of $O(81^2 C)$ before the channel maps. Symmetric when every
+    $W_r$ is (the relations are).
     """
 
     weight: Float[Array, "4 c c"]
@@ -97,6 +107,13 @@ class SudokuCoupling(AbstractKuramotoCoupling):
         maps = jnp.swapaxes(self.weight, -1, -2).reshape(-1, x.shape[-1])
         return self.gather(x) @ maps
 
+    def is_symmetric(self):
+        w = self.weight
+        return jnp.max(jnp.abs(w - jnp.swapaxes(w, -1, -2))) <= tolerance(w)
+
+    def is_rotation_invariant(self, omega):
+        return blocks_commute(self.weight, omega)
+
 
 def _check_puzzle(call: str, puzzle) -> None:
     if puzzle.shape != (81,):
@@ -111,8 +128,9 @@ class SudokuAKOrN(eqx.Module):
     (with $f(m_0) = 0$), where $e$ is a learned embedding of the digit (0 for blank)
     and $f$ a per-cell MLP of the previous readout. Each iteration runs the
     [`hopkur.nn.KuramotoLayer`][] for $T$ steps with either a structured coupling
-    ([`hopkur.nn.SudokuCoupling`][] over the row, column and box peers and the cell
-    itself) or attention ([`hopkur.nn.AttentionCoupling`][]), carrying the
+    ([`hopkur.experiments.sudoku_model.SudokuCoupling`][] over the row, column and box
+    peers and the cell itself) or attention ([`hopkur.AttentionCoupling`][]), carrying
+    the
     oscillators over from the previous iteration, then reads out
     $m_\ell = \mathrm{readout}(x)$ ([`hopkur.nn.Readout`][]) and the logits
     $W m_\ell + b$. All iterations share their weights (an AKOrN block stack with tied
@@ -141,7 +159,7 @@ class SudokuAKOrN(eqx.Module):
         coupling: str = "relational",
         num_heads: int = 4,
         structured: bool = True,
-        omega: str = "group",
+        omega: Literal["none", "shared", "group"] = "group",
         dtype=None,
         key: PRNGKeyArray,
     ):
@@ -195,7 +213,7 @@ class SudokuAKOrN(eqx.Module):
             omega=omega,
             dtype=dtype,
             key=lkey,
-        )  # type: ignore[arg-type]
+        )
         self.readout = Readout(channels, features, dim, dtype=dtype, key=rkey)
         self.feedback_hidden = eqx.nn.Linear(features, hidden, key=hkey, dtype=dtype)
         self.feedback_out = eqx.nn.Linear(hidden, channels, key=okey, dtype=dtype)
@@ -317,19 +335,10 @@ class SudokuTransformer(eqx.Module):
         self.num_heads = num_heads
 
     def _layer(self, h):
-        tokens, channels = h.shape
-        heads = self.num_heads
         a = jax.vmap(self.norm1)(h)
         qkv = affine(a, self.qkv.weight, self.qkv.bias)
-        q, k, v = jnp.split(qkv.reshape(tokens, 3, heads, channels // heads), 3, axis=1)
-        q, k, v = q[:, 0], k[:, 0], v[:, 0]
-        logits = jnp.einsum("ihd,jhd->hij", q, k) / math.sqrt(channels // heads)
-        if self.mask is not None:
-            logits = jnp.where(
-                jnp.broadcast_to(self.mask, logits.shape), logits, -jnp.inf
-            )
-        weights = jax.nn.softmax(logits, axis=-1)
-        out = jnp.einsum("hij,jhd->ihd", weights, v).reshape(tokens, channels)
+        q, k, v = jnp.split(qkv, 3, axis=-1)
+        out = multi_head_attention(q, k, v, self.num_heads, self.mask)
         h = h + affine(out, self.proj.weight, self.proj.bias)
         b = jax.vmap(self.norm2)(h)
         b = jax.nn.gelu(affine(b, self.mlp1.weight, self.mlp1.bias))
