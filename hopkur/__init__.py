@@ -98,7 +98,10 @@ from ._memory import (
     CapacitySweep as CapacitySweep,
     sign_retrieve as sign_retrieve,
 )
-from ._native import native_kernels as native_kernels
+from ._native import (
+    native_kernels as native_kernels,
+    NativeKernels as NativeKernels,
+)
 from ._patterns import (
     corrupt_patterns as corrupt_patterns,
     hebbian_weights as hebbian_weights,

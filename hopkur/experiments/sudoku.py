@@ -22,6 +22,7 @@ import jax.random as jr
 import numpy as np
 
 from ..data.sudoku import augment, is_valid_solution, sudoku_dataset
+from . import sudoku_model as _models  # private name: see sudoku_model's imports
 from ._io import (
     atomic_save_eqx,
     atomic_write_bytes,
@@ -29,7 +30,6 @@ from ._io import (
     InputFileError,
     read_json,
 )
-from .sudoku_model import SudokuAKOrN, SudokuTransformer
 
 
 # The recipe of the shipped checkpoint (`hopkur/checkpoints/sudoku_akorn.json`), and
@@ -109,7 +109,7 @@ def build_model(config: dict[str, Any], *, key, dtype=None) -> eqx.Module:
     """Builds the model described by the model keys of `config` (see `DEFAULTS`)."""
     cfg = {**DEFAULTS, **config}
     if cfg["model"] == "akorn":
-        return SudokuAKOrN(
+        return _models.SudokuAKOrN(
             cfg["channels"],
             cfg["dim"],
             steps=cfg["steps"],
@@ -123,7 +123,7 @@ def build_model(config: dict[str, Any], *, key, dtype=None) -> eqx.Module:
             key=key,
         )
     if cfg["model"] == "transformer":
-        return SudokuTransformer(
+        return _models.SudokuTransformer(
             cfg["channels"],
             blocks=cfg["blocks"],
             num_heads=cfg["heads"],

@@ -17,14 +17,11 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._feature_couplings import (
-    AbstractFeatureCoupling,
-    AttentionCoupling,
-    blocks_commute,
-    multi_head_attention,
-)
+# Imported under private names, so that the documentation generator finds these
+# objects under their public paths (`hopkur.AttentionCoupling`, `hopkur.nn.Readout`),
+# not as members of this module.
+from .. import _feature_couplings as _fc, nn as _nn
 from .._misc import tolerance
-from ..nn import KuramotoLayer, random_oscillators, Readout
 from ..nn._blocks import affine
 
 
@@ -60,7 +57,7 @@ def sudoku_peers() -> Bool[np.ndarray, "81 81"]:
     return np.any(sudoku_relations(include_self=True), axis=0)
 
 
-class SudokuCoupling(AbstractFeatureCoupling):
+class SudokuCoupling(_fc.AbstractFeatureCoupling):
     r"""The row/column/box-structured coupling of the 81 Sudoku cells.
 
     $[Jx]_i = W_0 x_i + W_1 \sum_{j \in \mathrm{row}(i)\setminus i} x_j
@@ -112,7 +109,7 @@ class SudokuCoupling(AbstractFeatureCoupling):
         return jnp.max(jnp.abs(w - jnp.swapaxes(w, -1, -2))) <= tolerance(w)
 
     def is_rotation_invariant(self, omega):
-        return blocks_commute(self.weight, omega)
+        return _fc.blocks_commute(self.weight, omega)
 
 
 def _check_puzzle(call: str, puzzle) -> None:
@@ -139,8 +136,8 @@ class SudokuAKOrN(eqx.Module):
     """
 
     embed: Float[Array, "10 c"]
-    layer: KuramotoLayer
-    readout: Readout
+    layer: _nn.KuramotoLayer
+    readout: _nn.Readout
     feedback_hidden: eqx.nn.Linear
     feedback_out: eqx.nn.Linear
     head: eqx.nn.Linear
@@ -195,7 +192,7 @@ class SudokuAKOrN(eqx.Module):
             j = SudokuCoupling(channels, dtype=dtype, key=ckey)
         elif coupling == "attention":
             mask = sudoku_peers() if structured else None
-            j = AttentionCoupling(
+            j = _fc.AttentionCoupling(
                 channels, 81, num_heads, mask=mask, dtype=dtype, key=ckey
             )
         else:
@@ -204,7 +201,7 @@ class SudokuAKOrN(eqx.Module):
                 f"{coupling!r}."
             )
         self.embed = jr.normal(ekey, (10, channels), **kwargs)
-        self.layer = KuramotoLayer(
+        self.layer = _nn.KuramotoLayer(
             j,
             channels,
             dim,
@@ -214,7 +211,7 @@ class SudokuAKOrN(eqx.Module):
             dtype=dtype,
             key=lkey,
         )
-        self.readout = Readout(channels, features, dim, dtype=dtype, key=rkey)
+        self.readout = _nn.Readout(channels, features, dim, dtype=dtype, key=rkey)
         self.feedback_hidden = eqx.nn.Linear(features, hidden, key=hkey, dtype=dtype)
         self.feedback_out = eqx.nn.Linear(hidden, channels, key=okey, dtype=dtype)
         self.head = eqx.nn.Linear(features, 9, key=headkey, dtype=dtype)
@@ -251,7 +248,9 @@ class SudokuAKOrN(eqx.Module):
         _check_puzzle("SudokuAKOrN", puzzle)
         blocks = self.blocks if blocks is None else blocks
         base = self.embed[puzzle]
-        x0 = random_oscillators(base.shape, self.layer.dim, key=key, dtype=base.dtype)
+        x0 = _nn.random_oscillators(
+            base.shape, self.layer.dim, key=key, dtype=base.dtype
+        )
 
         def body(carry, _):
             x, c = carry
@@ -338,7 +337,7 @@ class SudokuTransformer(eqx.Module):
         a = jax.vmap(self.norm1)(h)
         qkv = affine(a, self.qkv.weight, self.qkv.bias)
         q, k, v = jnp.split(qkv, 3, axis=-1)
-        out = multi_head_attention(q, k, v, self.num_heads, self.mask)
+        out = _fc.multi_head_attention(q, k, v, self.num_heads, self.mask)
         h = h + affine(out, self.proj.weight, self.proj.bias)
         b = jax.vmap(self.norm2)(h)
         b = jax.nn.gelu(affine(b, self.mlp1.weight, self.mlp1.bias))
