@@ -469,6 +469,23 @@ def test_throw_false_reports_through_result(call, expected, finite):
     assert bool(jnp.all(jnp.isfinite(last))) == finite
 
 
+def test_a_state_leaving_the_fields_domain_is_non_finite_not_max_steps():
+    # The field is finite up to x = 2 and NaN beyond it; the bias drives every unit
+    # there, so an adaptive solve stops just short of 2, rejecting every step.
+    def lagrangian(x):
+        return jnp.sum(jnp.sqrt(4.0 - x**2))
+
+    model = hopkur.Hopfield(jnp.zeros((3, 3)), 3.0 * jnp.ones(3), lagrangian)
+    sol = hopkur.simulate(model, jnp.zeros(3), t1=10.0, throw=False)
+    assert sol.result == dfx.RESULTS.nonfinite
+    with pytest.raises(eqx.EquinoxRuntimeError, match="non-finite"):
+        hopkur.simulate(model, jnp.zeros(3), t1=10.0)
+    # A solve that only runs out of steps still says so.
+    slow = hopkur.Hopfield(jnp.zeros((3, 3)), jnp.ones(3), hopkur.lagrangian_tanh)
+    sol = hopkur.simulate(slow, jnp.zeros(3), t1=1e6, max_steps=20, throw=False)
+    assert sol.result == dfx.RESULTS.max_steps_reached
+
+
 def test_saved_states_show_when_a_solve_blew_up():
     """Checked after the solve: a fixed-step blow-up runs on to `t1`, and the saved
     states are finite up to the blow-up, non-finite from then on."""
