@@ -5,7 +5,7 @@ parameters, per-sample gradients (`vmap` of `grad`, including groups of samples)
 second derivatives, `vmap` over parameters — in float64 and float32, through `simulate`,
 and clear errors for what they do not take."""
 
-import itertools
+import functools
 import json
 import os
 import platform
@@ -316,6 +316,45 @@ def test_reference_matches_its_definition(getkey):
     assert tree_allclose(got, jax.vmap(segment.drive)(xs), rtol=1e-12, atol=1e-12)
 
 
+@functools.partial(jax.jit, static_argnames=("mode", "groups"))
+def _layout_references(x, a, b, edges, start, entries, dx, da, db, ct, *, mode, groups):
+    # The JAX references of the three primitives (drive, tangent, cotangent with and
+    # without the parameters' cotangents) in one compiled program per layout and mode:
+    # evaluated op by op they cost most of the test's time. They ignore the compressed
+    # rows, so one evaluation serves both tables.
+    graph = (edges, start, entries)
+    with_params, without = (
+        _ffi._reference_cotangent(
+            x, a, b, *graph, ct, mode=mode, groups=groups, params=params
+        )
+        for params in (True, False)
+    )
+    return (
+        _ffi._reference_drive(x, a, b, *graph, mode=mode),
+        _ffi._reference_tangent(x, a, b, *graph, dx, da, db, mode=mode),
+        *with_params,
+        *without,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("mode", "groups"))
+def _layout_kernels(x, a, b, edges, start, entries, dx, da, db, ct, *, mode, groups):
+    # The primitives bound directly (their CPU kernels), in the same order.
+    graph = (edges, start, entries)
+    with_params, without = (
+        _ffi.edge_cotangent_p.bind(
+            x, a, b, *graph, ct, mode=mode, groups=groups, params=params
+        )
+        for params in (True, False)
+    )
+    return (
+        _ffi.edge_drive_p.bind(x, a, b, *graph, mode=mode),
+        _ffi.edge_tangent_p.bind(x, a, b, *graph, dx, da, db, mode=mode),
+        *with_params,
+        *without,
+    )
+
+
 @needs_kernels
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
 def test_kernels_equal_reference_for_every_batch_layout(dtype):
@@ -338,25 +377,25 @@ def test_kernels_equal_reference_for_every_batch_layout(dtype):
     # builds them from the edges, as for a graph only known under `jit`)
     tables = [EdgeGraph.of(edges).table(n), EdgeGraph(edges).table(n)]
     assert tables[0][0].shape == (n + 1,) and tables[1][0].shape == (0,)
-    for (batch, groups), table in itertools.product(layouts, tables):
-        graph = (edges, *table)
+    for batch, groups in layouts:
         x, ct, dx = (
             jnp.asarray(rng.standard_normal((batch, n, d)), dtype) for _ in range(3)
         )
         a, b, da, db = (jnp.asarray(rng.standard_normal(e), dtype) for _ in range(4))
         # every interaction for the first layout, relu for the others
         for mode in range(4) if (batch, groups) == (5, 5) else [1]:
-            got = _ffi.edge_drive_p.bind(x, a, b, *graph, mode=mode)
-            want = _ffi._reference_drive(x, a, b, *graph, mode=mode)
-            assert tree_allclose(got, want, rtol=tol, atol=tol)
-            got = _ffi.edge_tangent_p.bind(x, a, b, *graph, dx, da, db, mode=mode)
-            want = _ffi._reference_tangent(x, a, b, *graph, dx, da, db, mode=mode)
-            assert tree_allclose(got, want, rtol=tol, atol=tol)
-            for params in (True, False):
-                kwargs = dict(mode=mode, groups=groups, params=params)
-                got = tuple(_ffi.edge_cotangent_p.bind(x, a, b, *graph, ct, **kwargs))
-                want = _ffi._reference_cotangent(x, a, b, *graph, ct, **kwargs)
-                assert tree_allclose(got, want, rtol=tol, atol=tol), (batch, groups)
+            want = _layout_references(
+                x, a, b, edges, *tables[0], dx, da, db, ct, mode=mode, groups=groups
+            )
+            for table in tables:
+                got = _layout_kernels(
+                    x, a, b, edges, *table, dx, da, db, ct, mode=mode, groups=groups
+                )
+                # drive, tangent, then (x, a, b) cotangents with and without params
+                assert len(got) == len(want) == 8
+                for g, w in zip(got, want):
+                    assert g.shape == w.shape
+                    assert tree_allclose(g, w, rtol=tol, atol=tol), (batch, groups)
 
 
 @needs_kernels
