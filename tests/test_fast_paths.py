@@ -381,7 +381,9 @@ def test_dense_drive_gradient_keeps_no_per_sample_intermediates():
 @pytest.mark.parametrize(
     "adjoint, retract",
     [
-        (dfx.RecursiveCheckpointAdjoint(), True),
+        # checkpoints matched to the solve's 10 steps (as `max_steps` below): the
+        # same gradients as the 4096-step default, a fraction of its compile time
+        (dfx.RecursiveCheckpointAdjoint(checkpoints=10), True),
         pytest.param(dfx.BacksolveAdjoint(), False, marks=pytest.mark.slow),
     ],
     ids=["recursive_checkpoint", "backsolve"],
@@ -409,6 +411,7 @@ def test_dense_path_gradients_through_solves(adjoint, retract, getkey):
                     t1=0.5,
                     dt0=0.05,
                     stepsize_controller=dfx.ConstantStepSize(),
+                    max_steps=10,  # the solve's steps; more would raise
                     adjoint=adjoint,
                     retract=retract,
                 )
