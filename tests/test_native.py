@@ -355,7 +355,9 @@ def _layout_references(x, a, b, edges, start, entries, dx, da, db, ct, *, mode, 
 
 @functools.partial(jax.jit, static_argnames=("mode", "groups"))
 def _layout_kernels(x, a, b, edges, start, entries, dx, da, db, ct, *, mode, groups):
-    # The primitives bound directly (their CPU kernels), in the same order.
+    # The primitives bound directly (their CPU kernels), in the same order. (Under
+    # `jit`; their eager evaluation, `_impl`, runs in test_drive_equals_segment and in
+    # the eager `jvp` and `grad` of test_derivatives_equal_segment.)
     graph = (edges, start, entries)
     with_params, without = (
         _ffi.edge_cotangent_p.bind(
