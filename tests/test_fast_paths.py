@@ -386,7 +386,7 @@ def test_dense_drive_gradient_keeps_no_per_sample_intermediates():
     "adjoint, retract",
     [
         # checkpoints matched to the solve's 10 steps (as `max_steps` below): the
-        # same gradients as the 4096-step default, a fraction of its compile time
+        # same gradients as the 4096-step default, about a quarter less compile time
         (dfx.RecursiveCheckpointAdjoint(checkpoints=10), True),
         pytest.param(dfx.BacksolveAdjoint(), False, marks=pytest.mark.slow),
     ],

@@ -245,7 +245,7 @@ def test_solves_and_training_gradients_equal_segment(getkey):
             # in the field can change the step sequence (segment and dense differ
             # that way too), which moves the gradient by about the tolerance. Ten
             # steps, and `max_steps` and the adjoint's checkpoints matched to them
-            # (a quarter of the compile time of the 4096-step defaults).
+            # (about a quarter less compile time than the 4096-step defaults).
             sol = hopkur.simulate(model, y0, **constant_steps(t1=0.5, dt0=0.05))
             return jnp.sum(sol.ys[-1][:, 0])
 
