@@ -18,10 +18,12 @@ def _angles(theta):
     return jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=-1)
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_d2_reduces_to_classical_phase_model(seed):
-    nkey, kkey, wkey, tkey = jr.split(jr.key(seed), 4)
-    n = int(jr.randint(nkey, (), 3, 12))
+@eqx.filter_jit
+def _phase_model_velocities(keys, n):
+    """A random d = 2 model on `n` oscillators: its angular velocities, those of the
+    classical phase model, and its radial velocities. (One compiled program per `n`:
+    op by op, each random draw and operation compiled its own at each size.)"""
+    kkey, wkey, tkey = keys
     k = jr.normal(kkey, (n, n))
     k = 0.5 * (k + k.T)
     k = k - jnp.diag(jnp.diag(k))
@@ -37,9 +39,17 @@ def test_d2_reduces_to_classical_phase_model(seed):
         dx * jnp.stack([-jnp.sin(theta), jnp.cos(theta)], axis=-1), axis=-1
     )
     classical = omega_i + jnp.sum(k * jnp.sin(theta[None, :] - theta[:, None]), axis=1)
+    return dtheta, classical, jnp.sum(dx * x, axis=-1)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_d2_reduces_to_classical_phase_model(seed):
+    nkey, *keys = jr.split(jr.key(seed), 4)
+    n = int(jr.randint(nkey, (), 3, 12))
+    dtheta, classical, radial = _phase_model_velocities(keys, n)
     assert jnp.max(jnp.abs(dtheta - classical)) < 1e-10
     # And the velocity has no radial part.
-    assert jnp.max(jnp.abs(jnp.sum(dx * x, axis=-1))) < 1e-12
+    assert jnp.max(jnp.abs(radial)) < 1e-12
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -5,7 +5,7 @@ parameters, per-sample gradients (`vmap` of `grad`, including groups of samples)
 second derivatives, `vmap` over parameters — in float64 and float32, through `simulate`,
 and clear errors for what they do not take."""
 
-import itertools
+import functools
 import json
 import os
 import platform
@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -26,7 +25,7 @@ from hopkur import _native
 from hopkur._edge_graph import EdgeGraph
 from hopkur._native import _ffi
 
-from .helpers import _interaction, _Rng, tree_allclose
+from .helpers import _interaction, _Rng, constant_steps, tree_allclose
 
 
 CLOSED_FORMS = ("linear", "relu", "tanh", "sigmoid")
@@ -132,11 +131,14 @@ def test_per_sample_and_grouped_gradients(kind, getkey):
     n, d = 10, 3
     native, segment = _pair(kind, r, n)
 
+    # each jitted: one program per coupling and shape, not an op-by-op evaluation
+    @eqx.filter_jit
     def per_sample(c, xs):
         # vmap of grad: one parameter cotangent per sample
         one = lambda x: eqx.filter_grad(lambda c: jnp.sum(jnp.sin(c.drive(x))))(c)
         return _inexact(jax.vmap(one)(xs).interaction)
 
+    @eqx.filter_jit
     def grouped(c, xs):
         # vmap (over groups) of grad of a batch sum: cotangents summed per group
         def one(group):
@@ -165,12 +167,15 @@ def test_second_order_and_batched_parameters(getkey):
     xs = jnp.stack([r.sphere(n, d) for _ in range(4)])
     v = r.normal(*xs.shape)
 
+    # each jitted: one program per coupling, not an op-by-op evaluation
+    @eqx.filter_jit
     def hvp(c):
         grad = jax.grad(lambda xs: jnp.sum(jnp.sin(jax.vmap(c.drive)(xs))))
         return jax.jvp(grad, (xs,), (v,))[1]
 
     assert tree_allclose(hvp(native), hvp(segment), rtol=1e-10, atol=1e-12)
 
+    @eqx.filter_jit
     def parameter_hvp(c):
         def loss(a):
             c2 = eqx.tree_at(lambda c: c.interaction.a, c, a)
@@ -185,11 +190,13 @@ def test_second_order_and_batched_parameters(getkey):
     e = native.edges.shape[0]
     a_batch = jnp.stack([r.normal(e) for _ in range(3)])
 
-    def drives(c, a):
-        return eqx.tree_at(lambda c: c.interaction.a, c, a).drive(xs[0])
+    @eqx.filter_jit
+    def drives(c, a_batch):
+        one = lambda a: eqx.tree_at(lambda c: c.interaction.a, c, a).drive(xs[0])
+        return jax.vmap(one)(a_batch)
 
-    got = jax.vmap(lambda a: drives(native, a))(a_batch)
-    want = jax.vmap(lambda a: drives(segment, a))(a_batch)
+    got = drives(native, a_batch)
+    want = drives(segment, a_batch)
     assert tree_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
@@ -205,15 +212,19 @@ def test_float32(getkey):
         for c in (native, segment)
     )
     xs = jnp.stack([r.sphere(n, d) for _ in range(37)]).astype(jnp.float32)
-    assert tree_allclose(
-        jax.vmap(native.drive)(xs), jax.vmap(segment.drive)(xs), rtol=1e-5, atol=1e-5
-    )
 
-    def loss(c):
-        return jnp.sum(jnp.sin(jax.vmap(c.drive)(xs)))
+    # the drives and the parameters' gradients in one program per coupling
+    @eqx.filter_jit
+    def drives_and_gradients(c):
+        def loss(c):
+            return jnp.sum(jnp.sin(jax.vmap(c.drive)(xs)))
 
-    g_native = _inexact(eqx.filter_grad(loss)(native).interaction)
-    g_segment = _inexact(eqx.filter_grad(loss)(segment).interaction)
+        return jax.vmap(c.drive)(xs), _inexact(eqx.filter_grad(loss)(c).interaction)
+
+    f_native, g_native = drives_and_gradients(native)
+    f_segment, g_segment = drives_and_gradients(segment)
+    assert f_native.dtype == f_segment.dtype == jnp.float32
+    assert tree_allclose(f_native, f_segment, rtol=1e-5, atol=1e-5)
     assert tree_allclose(g_native, g_segment, rtol=1e-4, atol=1e-4)
 
 
@@ -232,17 +243,18 @@ def test_solves_and_training_gradients_equal_segment(getkey):
         def one(y0):
             # fixed steps: with an adaptive controller, rounding-level differences
             # in the field can change the step sequence (segment and dense differ
-            # that way too), which moves the gradient by about the tolerance
-            controller = dfx.ConstantStepSize()
-            sol = hopkur.simulate(
-                model, y0, t1=0.5, dt0=0.05, stepsize_controller=controller
-            )
+            # that way too), which moves the gradient by about the tolerance. Ten
+            # steps, and `max_steps` and the adjoint's checkpoints matched to them
+            # (about a quarter less compile time than the 4096-step defaults).
+            sol = hopkur.simulate(model, y0, **constant_steps(t1=0.5, dt0=0.05))
             return jnp.sum(sol.ys[-1][:, 0])
 
         return jnp.sum(jax.vmap(one)(y0s))
 
-    v_native, g_native = eqx.filter_value_and_grad(loss)(native)
-    v_segment, g_segment = eqx.filter_value_and_grad(loss)(segment)
+    # one compiled program per coupling (value and gradient together)
+    value_and_grad = eqx.filter_jit(eqx.filter_value_and_grad(loss))
+    v_native, g_native = value_and_grad(native)
+    v_segment, g_segment = value_and_grad(segment)
     assert tree_allclose(v_native, v_segment, rtol=1e-11)
     assert tree_allclose(
         _inexact(g_native.interaction), _inexact(g_segment.interaction), rtol=1e-9
@@ -293,11 +305,15 @@ def test_energy_rate_and_lyapunov_with_the_kernels(getkey):
     n, d = 15, 4
     native, _ = _pair("relu", r, n)
     model = hopkur.Kuramoto(native, field=r.normal(n, d))
-    for _ in range(5):
-        y = r.sphere(n, d)
+
+    @eqx.filter_jit  # one program for the five states, not op by op
+    def rate_gradient_and_field(model, y):
         rate = model.energy_rate(0.0, y, None)
         grad = jax.grad(lambda y: model.energy(y, None))(y)
-        f = model.vector_field(0.0, y, None)
+        return rate, grad, model.vector_field(0.0, y, None)
+
+    for _ in range(5):
+        rate, grad, f = rate_gradient_and_field(model, r.sphere(n, d))
         assert tree_allclose(rate, jnp.sum(grad * f), rtol=1e-9, atol=1e-12)
         assert rate <= 1e-12
 
@@ -314,6 +330,47 @@ def test_reference_matches_its_definition(getkey):
     graph = (edges, *segment.graph.table(n))
     got = _ffi._reference_drive(xs, a, b, *graph, mode=1)
     assert tree_allclose(got, jax.vmap(segment.drive)(xs), rtol=1e-12, atol=1e-12)
+
+
+@functools.partial(jax.jit, static_argnames=("mode", "groups"))
+def _layout_references(x, a, b, edges, start, entries, dx, da, db, ct, *, mode, groups):
+    # The JAX references of the three primitives (drive, tangent, cotangent with and
+    # without the parameters' cotangents) in one compiled program per layout and mode:
+    # evaluated op by op they cost most of the test's time. They ignore the compressed
+    # rows, so one evaluation serves both tables.
+    graph = (edges, start, entries)
+    with_params, without = (
+        _ffi._reference_cotangent(
+            x, a, b, *graph, ct, mode=mode, groups=groups, params=params
+        )
+        for params in (True, False)
+    )
+    return (
+        _ffi._reference_drive(x, a, b, *graph, mode=mode),
+        _ffi._reference_tangent(x, a, b, *graph, dx, da, db, mode=mode),
+        *with_params,
+        *without,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("mode", "groups"))
+def _layout_kernels(x, a, b, edges, start, entries, dx, da, db, ct, *, mode, groups):
+    # The primitives bound directly (their CPU kernels), in the same order. (Under
+    # `jit`; their eager evaluation, `_impl`, runs in test_drive_equals_segment and in
+    # the eager `jvp` and `grad` of test_derivatives_equal_segment.)
+    graph = (edges, start, entries)
+    with_params, without = (
+        _ffi.edge_cotangent_p.bind(
+            x, a, b, *graph, ct, mode=mode, groups=groups, params=params
+        )
+        for params in (True, False)
+    )
+    return (
+        _ffi.edge_drive_p.bind(x, a, b, *graph, mode=mode),
+        _ffi.edge_tangent_p.bind(x, a, b, *graph, dx, da, db, mode=mode),
+        *with_params,
+        *without,
+    )
 
 
 @needs_kernels
@@ -338,25 +395,25 @@ def test_kernels_equal_reference_for_every_batch_layout(dtype):
     # builds them from the edges, as for a graph only known under `jit`)
     tables = [EdgeGraph.of(edges).table(n), EdgeGraph(edges).table(n)]
     assert tables[0][0].shape == (n + 1,) and tables[1][0].shape == (0,)
-    for (batch, groups), table in itertools.product(layouts, tables):
-        graph = (edges, *table)
+    for batch, groups in layouts:
         x, ct, dx = (
             jnp.asarray(rng.standard_normal((batch, n, d)), dtype) for _ in range(3)
         )
         a, b, da, db = (jnp.asarray(rng.standard_normal(e), dtype) for _ in range(4))
         # every interaction for the first layout, relu for the others
         for mode in range(4) if (batch, groups) == (5, 5) else [1]:
-            got = _ffi.edge_drive_p.bind(x, a, b, *graph, mode=mode)
-            want = _ffi._reference_drive(x, a, b, *graph, mode=mode)
-            assert tree_allclose(got, want, rtol=tol, atol=tol)
-            got = _ffi.edge_tangent_p.bind(x, a, b, *graph, dx, da, db, mode=mode)
-            want = _ffi._reference_tangent(x, a, b, *graph, dx, da, db, mode=mode)
-            assert tree_allclose(got, want, rtol=tol, atol=tol)
-            for params in (True, False):
-                kwargs = dict(mode=mode, groups=groups, params=params)
-                got = tuple(_ffi.edge_cotangent_p.bind(x, a, b, *graph, ct, **kwargs))
-                want = _ffi._reference_cotangent(x, a, b, *graph, ct, **kwargs)
-                assert tree_allclose(got, want, rtol=tol, atol=tol), (batch, groups)
+            want = _layout_references(
+                x, a, b, edges, *tables[0], dx, da, db, ct, mode=mode, groups=groups
+            )
+            for table in tables:
+                got = _layout_kernels(
+                    x, a, b, edges, *table, dx, da, db, ct, mode=mode, groups=groups
+                )
+                # drive, tangent, then (x, a, b) cotangents with and without params
+                assert len(got) == len(want) == 8
+                for g, w in zip(got, want):
+                    assert g.shape == w.shape
+                    assert tree_allclose(g, w, rtol=tol, atol=tol), (batch, groups)
 
 
 @needs_kernels
