@@ -238,9 +238,9 @@ def _nonfinite_message(call: str) -> str:
     return (
         f"`{call}`: the solve produced non-finite (NaN or inf) states, or the vector "
         "field is non-finite (the solver rejected nearly every step). Typical causes: "
-        "a fixed step `dt0` too large for the dynamics (reduce it, or use an adaptive step-size controller), or "
-        "parameters that make the vector field non-finite (check them). With "
-        "`throw=False`, `sol.result` is `diffrax.RESULTS.nonfinite` and the saved "
+        "a fixed step `dt0` too large for the dynamics (reduce it, or use an adaptive "
+        "step-size controller), or parameters that make the vector field non-finite "
+        "(check them). With `throw=False`, `sol.result` is `diffrax.RESULTS.nonfinite` and the saved "
         "states show from when."
     )
 
