@@ -240,8 +240,8 @@ def _nonfinite_message(call: str) -> str:
         "field is non-finite (the solver rejected nearly every step). Typical causes: "
         "a fixed step `dt0` too large for the dynamics (reduce it, or use an adaptive "
         "step-size controller), or parameters that make the vector field non-finite "
-        "(check them). With `throw=False`, `sol.result` is `diffrax.RESULTS.nonfinite` and the saved "
-        "states show from when."
+        "(check them). With `throw=False`, `sol.result` is "
+        "`diffrax.RESULTS.nonfinite` and the saved states show from when."
     )
 
 
