@@ -367,6 +367,7 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
         return self.alpha * self.graph.hoisted * w_s
 
     def drives(self, g, x, w_s):
+        assert w_s is not None, "MultiplicativeCoupling got no `w_s`; please report"
         if self.graph is not None:
             c = self._edge_coefficients(w_s)
             cm = self._dense_coefficients(w_s)
@@ -379,6 +380,7 @@ class MultiplicativeCoupling(AbstractHopfieldKuramotoCoupling):
         return v, u
 
     def energy(self, g, x, w_s):
+        assert w_s is not None, "MultiplicativeCoupling got no `w_s`; please report"
         if self.graph is not None:
             c = self._edge_coefficients(w_s)
             cm = self._dense_coefficients(w_s)
