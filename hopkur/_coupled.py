@@ -88,12 +88,12 @@ class AbstractHopfieldKuramotoCoupling(eqx.Module):
         all-to-all additive coupling. With a sparse graph the correction is generically
         full rank."""
 
+    @abc.abstractmethod
     def _hoisted(self, x: Float[Array, "n d"]) -> "AbstractHopfieldKuramotoCoupling":
         # This coupling with what its drives compute from the parameters alone computed
         # once, here, for a solve from oscillator states like `x` (see
-        # `AbstractEnergySystem._hoisted`): the coupling itself unless a subclass knows
-        # better.
-        return self
+        # `AbstractEnergySystem._hoisted`).
+        ...
 
 
 def _edge_native(method, dtype) -> bool:
@@ -586,6 +586,10 @@ class HopfieldKuramoto(AbstractEnergySystem):
 
     def retract(self, y):
         return y[0], _normalise(y[1])
+
+    @property
+    def retract_is_identity(self) -> bool:
+        return False
 
     def effective_weights(self, x: Float[Array, "n d"]) -> Float[Array, "n n"]:
         r"""$W_\text{eff} = W_s + \kappa_H^{-1} C\circ(XX^\top)$, the weights the

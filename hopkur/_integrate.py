@@ -51,7 +51,7 @@ class _Retraction(eqx.Module):
 
 def has_retraction(model: AbstractEnergySystem) -> bool:
     """Whether `model.retract` is more than the identity."""
-    return type(model).retract is not AbstractEnergySystem.retract
+    return not model.retract_is_identity
 
 
 def model_retraction(model: AbstractEnergySystem) -> Callable[[PyTree], PyTree]:

@@ -523,6 +523,16 @@ class _Kinked(hopkur.AbstractEnergySystem):
     def is_gradient_system(self):
         return jnp.array(False)
 
+    def _hoisted(self, y):
+        return self
+
+    def retract(self, y):
+        return y
+
+    @property
+    def retract_is_identity(self):
+        return True
+
 
 def test_recoverable_non_finite_candidates_are_not_an_error():
     sol = hopkur.simulate(

@@ -431,3 +431,7 @@ class OscillatorCorrection(AbstractEnergySystem):
         self, y: tuple[Float[Array, " n"], Float[Array, "n d"]]
     ) -> tuple[Float[Array, " n"], Float[Array, "n d"]]:
         return y[0], _normalise(y[1])
+
+    @property
+    def retract_is_identity(self) -> bool:
+        return False
