@@ -30,6 +30,7 @@ from ._misc import (
     is_concrete,
     tolerance,
 )
+from ._per_sample import per_sample
 from ._sparse import (
     check_method,
     chunk_size,
@@ -40,7 +41,6 @@ from ._sparse import (
     edge_drive_dense_batched,
     edge_energy_dense,
     METHODS,
-    per_sample,
 )
 from ._sphere import _normalise, antisymmetrise, project_tangent
 from ._system import AbstractEnergySystem
