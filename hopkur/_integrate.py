@@ -11,6 +11,12 @@ that states saved at `SaveAt(ts=...)` (which diffrax interpolates between steps)
 (Hairer, Lubich & Wanner, *Geometric Numerical Integration*, §IV.4): the projection
 moves a state by at most the local error, so the order of the solver is unchanged, and
 the error estimate that drives step-size control is left alone.
+
+This module is long because `simulate`, `relax` and the batch helpers are one way
+through diffrax: each wraps the solver in the retraction, hoists the model, runs the
+same bad-input checks before the solve and the same non-finite report after it (the
+"retraction" and "bad input" sections below serve all three). The bad-input checks are
+the part that could stand alone, in a module of their own, if this one grows.
 """
 
 import functools as ft

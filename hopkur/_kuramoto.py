@@ -7,6 +7,13 @@ $$E_K(X) = -\sum_{(i,j)} \varphi_{ij}(x_i \cdot x_j) - \sum_i c_i \cdot x_i, \qq
 \varphi'_{ij}(x_i\cdot x_j)\, x_j\Big).$$
 
 Positive coupling synchronises (the classical sign).
+
+This module is longer than 500 lines: it holds the oscillator couplings and the model
+that uses them. The couplings (`AbstractOscillatorCoupling` and the four final ones)
+are the natural module of their own; they stay here for now because the tests of the
+fast paths patch `EdgeCoupling`'s evaluation hooks on this module
+(`hopkur._kuramoto.edge_drive_dense_batched`), and moving `EdgeCoupling` means moving
+those tests with it.
 """
 
 import abc

@@ -104,24 +104,16 @@ def test_abstract_bases_are_abstract():
 
 # Library modules longer than about 500 lines state why at their top (issue 17, 4).
 MAX_LINES = 520
-# Long modules owned elsewhere, waiting for their owners (issue 17): the edge-coupling
-# code (being replaced by one edge-graph operator), the solvers and the Sudoku data.
-_KNOWN_LONG = {"_coupled.py", "_integrate.py", "_kuramoto.py", "_sparse.py"}
-_KNOWN_LONG |= {"data/sudoku.py"}
 
 
 @pytest.mark.parametrize(
     "path",
-    sorted(
-        p
-        for p in ROOT.rglob("*.py")
-        if not p.relative_to(ROOT).as_posix().startswith(("nn/", "commands/"))
-    ),
+    sorted(ROOT.rglob("*.py")),
     ids=lambda p: p.relative_to(ROOT).as_posix(),
 )
 def test_module_length(path):
     lines = path.read_text(encoding="utf-8").splitlines()
-    if len(lines) <= MAX_LINES or path.relative_to(ROOT).as_posix() in _KNOWN_LONG:
+    if len(lines) <= MAX_LINES:
         return
     head = "\n".join(lines[:40]).lower()
     assert "longer than" in head or "long because" in head, (
