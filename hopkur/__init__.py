@@ -10,13 +10,9 @@ import importlib.metadata
 import warnings
 
 from ._coupled import (
-    AbstractHopfieldKuramotoCoupling as AbstractHopfieldKuramotoCoupling,
-    AdditiveCoupling as AdditiveCoupling,
     coupled_energy as coupled_energy,
     coupled_vector_field as coupled_vector_field,
     HopfieldKuramoto as HopfieldKuramoto,
-    MultiplicativeCoupling as MultiplicativeCoupling,
-    NetworkCoupling as NetworkCoupling,
 )
 from ._discrete import (
     akorn_step as akorn_step,
@@ -40,6 +36,12 @@ from ._graphs import (
     complete_edges as complete_edges,
     ring_edges as ring_edges,
     small_world_edges as small_world_edges,
+)
+from ._hk_couplings import (
+    AbstractHopfieldKuramotoCoupling as AbstractHopfieldKuramotoCoupling,
+    AdditiveCoupling as AdditiveCoupling,
+    MultiplicativeCoupling as MultiplicativeCoupling,
+    NetworkCoupling as NetworkCoupling,
 )
 from ._hopfield import (
     AbstractHopfield as AbstractHopfield,

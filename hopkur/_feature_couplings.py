@@ -26,7 +26,7 @@ import jax.random as jr
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from ._custom_types import Scalar
-from ._kuramoto import AbstractOscillatorCoupling
+from ._kuramoto import _check_num_oscillators, AbstractOscillatorCoupling
 from ._misc import tolerance
 
 
@@ -323,6 +323,12 @@ class GroupedCoupling(AbstractOscillatorCoupling):
     @property
     def dim(self):
         return self.group_dim
+
+    def _hoisted(self, x):
+        return self
+
+    def check_size(self, n):
+        _check_num_oscillators(self, n)
 
     def drive(self, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
         return self.coupling(x.reshape(self.shape)).reshape(x.shape)

@@ -208,6 +208,16 @@ class AbstractHopfield(AbstractEnergySystem):
     def is_gradient_system(self) -> Bool[Array, ""]:
         return jnp.array(True)
 
+    def _hoisted(self, y):
+        return self
+
+    def retract(self, y):
+        return y
+
+    @property
+    def retract_is_identity(self) -> bool:
+        return True
+
 
 class Hopfield(AbstractHopfield):
     r"""A continuous Hopfield network (threshold units), in Lagrangian form.

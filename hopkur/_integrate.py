@@ -11,6 +11,12 @@ that states saved at `SaveAt(ts=...)` (which diffrax interpolates between steps)
 (Hairer, Lubich & Wanner, *Geometric Numerical Integration*, §IV.4): the projection
 moves a state by at most the local error, so the order of the solver is unchanged, and
 the error estimate that drives step-size control is left alone.
+
+This module is long because `simulate`, `relax` and the batch helpers are one way
+through diffrax: each wraps the solver in the retraction, hoists the model, runs the
+same bad-input checks before the solve and the same non-finite report after it (the
+"retraction" and "bad input" sections below serve all three). The bad-input checks are
+the part that could stand alone, in a module of their own, if this one grows.
 """
 
 import functools as ft
@@ -23,6 +29,7 @@ from typing import Any
 import diffrax as dfx
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import lineax as lx
@@ -50,7 +57,7 @@ class _Retraction(eqx.Module):
 
 def has_retraction(model: AbstractEnergySystem) -> bool:
     """Whether `model.retract` is more than the identity."""
-    return type(model).retract is not AbstractEnergySystem.retract
+    return not model.retract_is_identity
 
 
 def model_retraction(model: AbstractEnergySystem) -> Callable[[PyTree], PyTree]:
@@ -275,6 +282,12 @@ def _argument(call: str, name: str) -> Callable[[str], str]:
     return lambda expected: f"`{call}({name}=...)` must be {expected}"
 
 
+def _controller_argument(call: str, name: str) -> Callable[[str], str]:
+    return lambda expected: (
+        f"`{call}(stepsize_controller=...)` must have {expected} `{name}`"
+    )
+
+
 def _check_time(call: str, name: str, value, *, infinite_ok: bool = False) -> None:
     t = _real(value, _argument(call, name))
     if t is None:
@@ -303,13 +316,7 @@ def _check_tolerances(call: str, rtol, atol, *, controller: bool = False) -> Non
     values = []
     for name, value in (("rtol", rtol), ("atol", atol)):
         if controller:
-
-            def must(expected, name=name):
-                return (
-                    f"`{call}(stepsize_controller=...)` must have {expected} `{name}`"
-                )
-
-            bad = "a finite, non-negative"
+            must, bad = _controller_argument(call, name), "a finite, non-negative"
         else:
             must, bad = _argument(call, name), "finite and non-negative"
         tol = _real(value, must)
@@ -363,8 +370,9 @@ def _check_initial_state(
 ) -> None:
     """`y0` finite, and for oscillators of non-zero norm, when its values are concrete.
     (Under a transform the same is checked inside the solve: `_check_start`.)"""
-    arrays = [_concrete(leaf) for leaf in jtu.tree_leaves(y0)]
-    if any(a is None for a in arrays):
+    leaves = jtu.tree_leaves(y0)
+    arrays = [a for a in map(_concrete, leaves) if a is not None]
+    if len(arrays) != len(leaves):
         return
     for i, a in enumerate(arrays):
         # A finite sum is the fast path (this runs at every call); an overflowing sum
@@ -483,7 +491,14 @@ def _report(
     rejected = sol.stats["num_rejected_steps"]
     stuck = out_of_steps & (rejected >= REJECTED_FRACTION_NONFINITE * steps)
     nonfinite = bad_start | _saved_nonfinite(sol) | stuck
-    result = dfx.RESULTS.where(nonfinite, dfx.RESULTS.nonfinite, result)
+    # pyright types an item of an equinox Enumeration as a Literal of the class
+    # attribute rather than as the enumeration's item type that `where` takes
+    nonfinite_result = dfx.RESULTS.nonfinite
+    result = dfx.RESULTS.where(
+        nonfinite,
+        nonfinite_result,  # pyright: ignore[reportArgumentType]
+        result,
+    )
     sol = eqx.tree_at(lambda s: s.result, sol, result)
     if throw:
         sol = eqx.error_if(sol, nonfinite, _nonfinite_message(call))

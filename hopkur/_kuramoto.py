@@ -7,6 +7,13 @@ $$E_K(X) = -\sum_{(i,j)} \varphi_{ij}(x_i \cdot x_j) - \sum_i c_i \cdot x_i, \qq
 \varphi'_{ij}(x_i\cdot x_j)\, x_j\Big).$$
 
 Positive coupling synchronises (the classical sign).
+
+This module is longer than 500 lines: it holds the oscillator couplings and the model
+that uses them. The couplings (`AbstractOscillatorCoupling` and the four final ones)
+are the natural module of their own; they stay here for now because the tests of the
+fast paths patch `EdgeCoupling`'s evaluation hooks on this module
+(`hopkur._kuramoto.edge_drive_dense_batched`), and moving `EdgeCoupling` means moving
+those tests with it.
 """
 
 import abc
@@ -30,6 +37,7 @@ from ._misc import (
     is_concrete,
     tolerance,
 )
+from ._per_sample import per_sample
 from ._sparse import (
     check_method,
     chunk_size,
@@ -40,7 +48,6 @@ from ._sparse import (
     edge_drive_dense_batched,
     edge_energy_dense,
     METHODS,
-    per_sample,
 )
 from ._sphere import _normalise, antisymmetrise, project_tangent
 from ._system import AbstractEnergySystem
@@ -67,44 +74,49 @@ class AbstractOscillatorCoupling(eqx.Module):
     def energy(self, x: Float[Array, "n d"]) -> Scalar:
         """The interaction energy (without the external field)."""
 
+    @abc.abstractmethod
     def _hoisted(self, x: Float[Array, "n d"]) -> "AbstractOscillatorCoupling":
         # This coupling with what its drive computes from the parameters alone computed
         # once, here, for a solve from states like `x` (see
-        # `AbstractEnergySystem._hoisted`): the coupling itself unless a subclass knows
-        # better.
-        return self
+        # `AbstractEnergySystem._hoisted`); `self` for a coupling with nothing to
+        # hoist.
+        ...
 
     @property
+    @abc.abstractmethod
     def num_oscillators(self) -> int | None:
-        """The number of oscillators, when the coupling fixes it."""
-        return None
+        """The number of oscillators, when the coupling fixes it (else `None`)."""
 
     @property
+    @abc.abstractmethod
     def dim(self) -> int | None:
-        """The oscillator dimension $D$, when the coupling fixes it."""
-        return None
+        """The oscillator dimension $D$, when the coupling fixes it (else `None`)."""
 
+    @abc.abstractmethod
     def is_symmetric(self) -> Bool[Array, ""]:
         r"""Whether the drive is the negative gradient of `energy`
         ($J_{ij} = J_{ji}^\top$)."""
-        return _true()
 
+    @abc.abstractmethod
     def is_rotation_invariant(self, omega: Float[Array, "d d"]) -> Bool[Array, ""]:
         r"""Whether the energy is invariant under the common rotation $e^{t\Omega}$.
 
         True for every interaction of inner products; for blocks, whether each block
         commutes with $\Omega$.
         """
-        del omega
-        return _true()
 
+    @abc.abstractmethod
     def check_size(self, n: int) -> None:
         """Raises a `ValueError` if the coupling cannot act on `n` oscillators."""
-        if self.num_oscillators is not None and self.num_oscillators != n:
-            raise ValueError(
-                f"`{type(self).__name__}` couples {self.num_oscillators} oscillators; "
-                f"got a state or parameter with {n}."
-            )
+
+
+def _check_num_oscillators(coupling: AbstractOscillatorCoupling, n: int) -> None:
+    # `check_size` of a coupling that fixes at most the number of oscillators
+    if coupling.num_oscillators is not None and coupling.num_oscillators != n:
+        raise ValueError(
+            f"`{type(coupling).__name__}` couples {coupling.num_oscillators} "
+            f"oscillators; got a state or parameter with {n}."
+        )
 
 
 class DenseCoupling(AbstractOscillatorCoupling):
@@ -134,6 +146,23 @@ class DenseCoupling(AbstractOscillatorCoupling):
     def num_oscillators(self):
         return self.weights.shape[0]
 
+    @property
+    def dim(self):
+        return None
+
+    def _hoisted(self, x):
+        return self
+
+    def is_symmetric(self):
+        return _true()
+
+    def is_rotation_invariant(self, omega):
+        del omega
+        return _true()
+
+    def check_size(self, n):
+        _check_num_oscillators(self, n)
+
     def drive(self, x):
         return self.matrix @ x
 
@@ -162,6 +191,27 @@ class MeanFieldCoupling(AbstractOscillatorCoupling):
     def __check_init__(self):
         check_shape("MeanFieldCoupling", "strength", self.strength, ())
         check_finite("MeanFieldCoupling", "strength", self.strength)
+
+    @property
+    def num_oscillators(self):
+        return None
+
+    @property
+    def dim(self):
+        return None
+
+    def _hoisted(self, x):
+        return self
+
+    def is_symmetric(self):
+        return _true()
+
+    def is_rotation_invariant(self, omega):
+        del omega
+        return _true()
+
+    def check_size(self, n):
+        del n
 
     def drive(self, x):
         n = x.shape[0]
@@ -263,8 +313,19 @@ class EdgeCoupling(AbstractOscillatorCoupling):
     def num_oscillators(self):
         return self.n
 
+    @property
+    def dim(self):
+        return None
+
+    def is_symmetric(self):
+        return _true()
+
+    def is_rotation_invariant(self, omega):
+        del omega
+        return _true()
+
     def check_size(self, n):
-        super().check_size(n)
+        _check_num_oscillators(self, n)
         if is_concrete(self.edges) and self.edges.size:
             # NumPy, not jnp: under `jit` a jnp reduction of a concrete array is traced.
             largest = int(np.max(np.asarray(self.edges)))
@@ -394,6 +455,12 @@ class BlockCoupling(AbstractOscillatorCoupling):
     @property
     def dim(self):
         return self.blocks.shape[-1]
+
+    def _hoisted(self, x):
+        return self
+
+    def check_size(self, n):
+        _check_num_oscillators(self, n)
 
     def drive(self, x):
         return jnp.einsum("ijab,jb->ia", self.blocks, x)
@@ -653,6 +720,10 @@ class Kuramoto(AbstractEnergySystem):
 
     def retract(self, y: Float[Array, "n d"]) -> Float[Array, "n d"]:
         return _normalise(y)
+
+    @property
+    def retract_is_identity(self) -> bool:
+        return False
 
     def rotation_is_harmless(self) -> Bool[Array, ""]:
         r"""Whether the rotation term $\Omega_i x_i$ leaves the energy unchanged:

@@ -151,6 +151,16 @@ class LayeredHopfield(AbstractEnergySystem):
     def is_gradient_system(self) -> Bool[Array, ""]:
         return jnp.array(True)
 
+    def _hoisted(self, y):
+        return self
+
+    def retract(self, y):
+        return y
+
+    @property
+    def retract_is_identity(self) -> bool:
+        return True
+
     def _check_state(self, y):
         if len(y) != len(self.biases):
             raise ValueError(

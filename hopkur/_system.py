@@ -12,11 +12,12 @@ from ._custom_types import Args, RealScalarLike, Scalar
 class AbstractEnergySystem(eqx.Module):
     r"""Abstract base class for a vector field $f$ paired with an energy $E$.
 
-    Subclasses define `vector_field`, `energy` and `is_gradient_system`. The energy is a
-    Lyapunov function of the flow $\dot y = f(t, y)$ — $\frac{dE}{dt} \le 0$ at every
-    state — exactly when `is_gradient_system` is true for the current parameters; each
-    model's docstring states those conditions. An energy may still be unbounded below
-    (see [`hopkur.Hopfield`][]).
+    Subclasses define `vector_field`, `energy`, `is_gradient_system`, `retract` and
+    `retract_is_identity` (and the private `_hoisted`, `self` when there is nothing to
+    hoist). The energy is a Lyapunov function of the flow $\dot y = f(t, y)$ —
+    $\frac{dE}{dt} \le 0$ at every state — exactly when `is_gradient_system` is true
+    for the current parameters; each model's docstring states those conditions. An
+    energy may still be unbounded below (see [`hopkur.Hopfield`][]).
     """
 
     @abc.abstractmethod
@@ -37,19 +38,27 @@ class AbstractEnergySystem(eqx.Module):
         """Whether `energy` is a Lyapunov function of `vector_field` for the current
         parameters (a boolean JAX scalar, usable in `if` outside of `jit`)."""
 
+    @abc.abstractmethod
     def _hoisted(self, y: PyTree[Array]) -> "AbstractEnergySystem":
         # This model with what its vector field computes from the parameters alone (not
         # the time or the state) computed once, here, for a solve from states like `y`;
-        # `hopkur.simulate` and `hopkur.relax` call it before the solve. The default:
-        # the model itself. (XLA hoists such work out of diffrax's loops by itself
-        # only where it is not inside a conditional.)
-        return self
+        # `hopkur.simulate` and `hopkur.relax` call it before the solve. A model with
+        # nothing to hoist returns `self`. (XLA hoists such work out of diffrax's loops
+        # by itself only where it is not inside a conditional.)
+        ...
 
+    @abc.abstractmethod
     def retract(self, y: PyTree[Array]) -> PyTree[Array]:
         """Maps a state back onto the model's state manifold: the identity for threshold
         units, row normalisation for oscillators. Used after each accepted solver step
-        so that oscillators stay on their spheres to float precision."""
-        return y
+        (unless `retract_is_identity`) so that oscillators stay on their spheres to
+        float precision."""
+
+    @property
+    @abc.abstractmethod
+    def retract_is_identity(self) -> bool:
+        """Whether `retract` is the identity (a Python boolean, fixed by the model's
+        structure): then the solvers skip the retraction."""
 
     def energy_rate(self, t: RealScalarLike, y: PyTree[Array], args: Args) -> Scalar:
         r"""$\frac{dE}{dt} = \langle \nabla E(y), f(t, y, \text{args}) \rangle$,

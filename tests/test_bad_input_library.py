@@ -9,6 +9,8 @@ Compiled solves are shared between cases (one jitted function per structure), so
 file runs in a few seconds.
 """
 
+from typing import Any
+
 import diffrax as dfx
 import equinox as eqx
 import jax
@@ -32,13 +34,15 @@ H0 = jnp.linspace(-1.0, 1.0, N)
 X0 = hopkur.random_sphere((N,), D, key=jr.key(0))
 ZERO_ROW = X0.at[2].set(0.0)
 # Fixed steps: compiled fast, and the start checks do not depend on the solver.
-STEPS = dict(solver=dfx.Euler(), stepsize_controller=dfx.ConstantStepSize(), dt0=0.1)
-EULER = dict(STEPS, t1=1.0)
+STEPS: dict[str, Any] = dict(
+    solver=dfx.Euler(), stepsize_controller=dfx.ConstantStepSize(), dt0=0.1
+)
+EULER: dict[str, Any] = dict(STEPS, t1=1.0)
 # Adaptive steps with a two-stage solver (compiled faster than the default Tsit5,
 # which one case keeps).
-HEUN = dict(solver=dfx.Heun(), t1=1.0)
+HEUN: dict[str, Any] = dict(solver=dfx.Heun(), t1=1.0)
 # Euler with dt = 10 on x' = -x + ...: each step multiplies x by about -9.
-BLOWING_UP = dict(
+BLOWING_UP: dict[str, Any] = dict(
     solver=dfx.Euler(),
     stepsize_controller=dfx.ConstantStepSize(),
     dt0=10.0,
@@ -535,6 +539,16 @@ class _Kinked(hopkur.AbstractEnergySystem):
     @property
     def is_gradient_system(self):
         return jnp.array(False)
+
+    def _hoisted(self, y):
+        return self
+
+    def retract(self, y):
+        return y
+
+    @property
+    def retract_is_identity(self):
+        return True
 
 
 def test_recoverable_non_finite_candidates_are_not_an_error():

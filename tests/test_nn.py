@@ -45,7 +45,7 @@ def test_energy_nonincreasing_symmetric(getkey):
     x0 = jnp.asarray(rng.normal(size=(32,)))
     c = jnp.asarray(rng.normal(size=(32,)))
     energies = eqx.filter_jit(lambda layer, x, c: layer(x, c).energies)(layer, x0, c)
-    diffs = np.diff(np.asarray(energies))
+    diffs = np.diff(np.asarray(energies, dtype=np.float64))
     assert np.all(diffs <= 1e-12), diffs.max()
     assert energies[-1] < energies[0] - 1e-3  # it actually moves
 
@@ -207,8 +207,12 @@ def test_errors(getkey):
     # jaxtyping's runtime checks may reject the bad literal before the ValueError.
     with pytest.raises((ValueError, TypeError), match="omega"):
         nn.KuramotoLayer(
-            nn.LinearCoupling(8, key=getkey()), 8, 4, omega="bad", key=getkey()
-        )  # type: ignore[arg-type]
+            nn.LinearCoupling(8, key=getkey()),
+            8,
+            4,
+            omega="bad",  # pyright: ignore[reportArgumentType]  (the bad input)
+            key=getkey(),
+        )
     with pytest.raises(ValueError, match="odd"):
         hopkur.ConvCoupling(4, 2, key=getkey())
     layer = _linear_layer(getkey(), 2, 4, symmetric=False, omega="none", gamma=1.0)

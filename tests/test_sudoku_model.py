@@ -160,5 +160,5 @@ def test_shipped_checkpoint_accuracy():
     # iterations); a regression check with some slack.
     cells = np.mean((boards == solutions)[puzzles == 0])
     assert cells > 0.95
-    solved = is_valid_solution(boards, puzzles)
+    solved = np.asarray(is_valid_solution(boards, puzzles))
     assert solved.shape == (100,) and np.mean(solved) >= 0.88

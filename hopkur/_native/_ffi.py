@@ -28,6 +28,7 @@ built here.
 import functools
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jex_core
@@ -200,7 +201,7 @@ def _drive_jvp(primals, tangents, *, mode):
     dx, da, db = tangents[:3]
     out = edge_drive_p.bind(x, a, b, *graph, mode=mode)
     if all(type(t) is ad.Zero for t in (dx, da, db)):
-        return out, ad.Zero.from_primal_value(out)
+        return out, ad.Zero(jax.typeof(out).to_tangent_aval())
     dx, da, db = (_instantiate(t, p) for t, p in zip((dx, da, db), (x, a, b)))
     return out, edge_tangent_p.bind(x, a, b, *graph, dx, da, db, mode=mode)
 

@@ -4,6 +4,11 @@ Writes to the output folder: `metrics.json` (final energies, order parameter, Ly
 verdict, solver statistics, wall time), `timeseries.npz` (save times, energies and order
 parameter of every trajectory), PNG figures (`energy.png`, `order_parameter.png`, and
 `oscillators.png` for D = 2 or 3), and `COMPLETE` last. See docs/cli/simulate.md.
+
+This module is long because it is one command with three models: its settings (every
+flag with its help text and check, one dataclass), the builder of each model from
+them, the figures and the run; the shared parts already live in `_common.py`,
+`_settings.py` and `_folder.py`.
 """
 
 import argparse

@@ -2,6 +2,11 @@
 
 Everything here is plain numpy and Python; nothing is downloaded.
 
+This module is long because it is one self-contained subject: the board format, the
+exact solver, the generator (which calls the solver to keep every puzzle uniquely
+solvable), the checks, the augmentation and the cached data sets share the bit tables
+and board checks below, and nothing else in hopkur uses them.
+
 **Board format.** A board is a numpy `int8` array of shape `(81,)` (one board) or
 `(n, 81)` (a batch), read row by row: cell `9 * r + c` holds row `r`, column `c`.
 `0` is a blank and `1, ..., 9` are digits. A *puzzle* is a board with blanks; a

@@ -37,8 +37,15 @@ class BatchedSystem(AbstractEnergySystem):
     def is_gradient_system(self) -> Bool[Array, ""]:
         return self.model.is_gradient_system
 
+    def _hoisted(self, y: PyTree[Array]) -> "BatchedSystem":
+        return self
+
     def retract(self, y: PyTree[Array]) -> PyTree[Array]:
         return jax.vmap(self.model.retract)(y)
+
+    @property
+    def retract_is_identity(self) -> bool:
+        return self.model.retract_is_identity
 
 
 def max_sample_rms_norm(y: PyTree[Array]) -> Array:

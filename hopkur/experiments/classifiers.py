@@ -32,7 +32,7 @@ which split over three files would have to be imported back and forth.
 
 import abc
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TYPE_CHECKING
 
 import equinox as eqx
 import jax
@@ -131,8 +131,17 @@ class AbstractClassifier(eqx.Module):
     image) to the initial state, and the readout of class scores from the final state.
     """
 
-    num_inputs: eqx.AbstractVar[int]
-    num_classes: eqx.AbstractVar[int]
+    if TYPE_CHECKING:
+        # pyright reads an `AbstractVar` as a dataclass field of this class, so each
+        # subclass's generated `__init__` would take `num_inputs, num_classes` first.
+        # At run time equinox drops abstract fields and the order is the subclass's
+        # own. For the type checker only, they are declared as class variables, which
+        # are no dataclass fields (as in `hopkur.AbstractHopfield`).
+        num_inputs: ClassVar[int]
+        num_classes: ClassVar[int]
+    else:
+        num_inputs: eqx.AbstractVar[int]
+        num_classes: eqx.AbstractVar[int]
 
     @property
     @abc.abstractmethod

@@ -29,13 +29,13 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray, PyTree
 
-from .._coupled import (
+from .._coupled import HopfieldKuramoto
+from .._custom_types import Args, RealScalarLike, Scalar
+from .._hk_couplings import (
     AbstractHopfieldKuramotoCoupling,
     AdditiveCoupling,
-    HopfieldKuramoto,
     MultiplicativeCoupling,
 )
-from .._custom_types import Args, RealScalarLike, Scalar
 from .._hopfield import Hopfield
 from .._kuramoto import Kuramoto, MeanFieldCoupling
 from .._misc import check_edges, check_finite, check_shape, is_concrete
@@ -431,3 +431,7 @@ class OscillatorCorrection(AbstractEnergySystem):
         self, y: tuple[Float[Array, " n"], Float[Array, "n d"]]
     ) -> tuple[Float[Array, " n"], Float[Array, "n d"]]:
         return y[0], _normalise(y[1])
+
+    @property
+    def retract_is_identity(self) -> bool:
+        return False

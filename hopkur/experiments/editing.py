@@ -39,6 +39,7 @@ contexts); its accuracy on the original task is reported beside them.
 """
 
 from collections.abc import Callable
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -135,7 +136,7 @@ def make_edited_classifier(
     variant: str = "non-associative",
     *,
     dim: int = 4,
-    mode: str = "multiplicative",
+    mode: Literal["additive", "multiplicative"] = "multiplicative",
     graph_k: int | None = None,
     oscillator_k: int | None = None,
     alpha: float = 0.1,

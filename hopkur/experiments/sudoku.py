@@ -105,7 +105,9 @@ MODEL_KEYS = (
 )
 
 
-def build_model(config: dict[str, Any], *, key, dtype=None) -> eqx.Module:
+def build_model(
+    config: dict[str, Any], *, key, dtype=None
+) -> SudokuAKOrN | SudokuTransformer:
     """Builds the model described by the model keys of `config` (see `DEFAULTS`)."""
     cfg = {**DEFAULTS, **config}
     if cfg["model"] == "akorn":
