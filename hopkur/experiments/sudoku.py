@@ -107,7 +107,7 @@ MODEL_KEYS = (
 
 def build_model(
     config: dict[str, Any], *, key, dtype=None
-) -> SudokuAKOrN | SudokuTransformer:
+) -> _models.SudokuAKOrN | _models.SudokuTransformer:
     """Builds the model described by the model keys of `config` (see `DEFAULTS`)."""
     cfg = {**DEFAULTS, **config}
     if cfg["model"] == "akorn":
