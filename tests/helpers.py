@@ -5,6 +5,7 @@ model family at a random size, so that every generic test runs over every family
 """
 
 import functools as ft
+from typing import Any
 
 import diffrax as dfx
 import equinox as eqx
@@ -57,7 +58,7 @@ class _Rng:
         return jnp.asarray(np.stack([i[keep], j[keep]], axis=1), dtype=jnp.int32)
 
 
-def constant_steps(t1, dt0):
+def constant_steps(t1, dt0) -> dict[str, Any]:
     """`simulate`'s arguments for a solve of t1 / dt0 fixed steps, with `max_steps` and
     the checkpoints of the (default) recursive-checkpoint adjoint matched to that
     count. The same solution and gradients as the defaults, whose checkpoint schedule

@@ -372,6 +372,7 @@ def test_dense_drive_gradient_keeps_no_per_sample_intermediates():
     # function instead would compile it a second time)
     grad = jax.jit(jax.grad(loss, (0, 1, 2))).lower(a, b, xs).compile()
     hlo = grad.as_text()
+    assert hlo is not None
     assert re.search(rf"\[{n},{n}\]", hlo)  # one sample's Gram matrix is there
     stacked = re.findall(rf"\[{batch},({n},{n}|{n * n})\]", hlo)
     assert not stacked, stacked
@@ -419,6 +420,7 @@ def test_dense_path_gradients_through_solves(adjoint, retract, getkey):
                     adjoint=adjoint,
                     retract=retract,
                 )
+                assert sol.ys is not None
                 return jnp.sum(sol.ys[-1][:, 0])
 
             return jnp.sum(jax.vmap(one)(y0s))
@@ -445,11 +447,14 @@ def test_no_recompilation_for_new_parameter_values(method, getkey):
         interaction = hopkur.ReluInteraction(a, b)
         return hopkur.Kuramoto(hopkur.EdgeCoupling(edges, interaction, method=method))
 
-    assert model_of(r.normal(e), r.normal(e)).coupling.evaluation_method(n) == method
+    coupling = model_of(r.normal(e), r.normal(e)).coupling
+    assert isinstance(coupling, hopkur.EdgeCoupling)
+    assert coupling.evaluation_method(n) == method
     y0 = r.sphere(n, d)
     first = solve(model_of(r.normal(e), r.normal(e)), y0)
     second = solve(model_of(r.normal(e), r.normal(e)), r.sphere(n, d))
     assert len(traces) == 1
+    assert first is not None and second is not None
     assert not jnp.allclose(first, second)
 
 
@@ -563,9 +568,13 @@ def test_row_blocked_dense_drive_equals_per_sample(kind, batch, monkeypatch):
         return out
 
     monkeypatch.setattr(hopkur._kuramoto, "edge_drive_dense_batched", spy)
-    blocked = jax.jit(lambda *args: fields(*args, True))(a, b, edges, x)
+    blocked = jax.jit(lambda a, b, edges, x: fields(a, b, edges, x, True))(
+        a, b, edges, x
+    )
     assert used == [True]  # the row-blocked form ran, not the fallback
-    plain = jax.jit(lambda *args: fields(*args, False))(a, b, edges, x)
+    plain = jax.jit(lambda a, b, edges, x: fields(a, b, edges, x, False))(
+        a, b, edges, x
+    )
     assert tree_allclose(blocked, plain, rtol=1e-10, atol=1e-12)
 
     def grad(blocked):
@@ -603,13 +612,19 @@ def test_dense_parameter_scatter_is_hoisted_out_of_the_solve(scan_kind):
         solver = dfx.Tsit5(scan_kind=scan_kind)
         return hopkur.simulate(hopkur.Kuramoto(coupling), x, t1=1.0, solver=solver)
 
+    def final(a, b, edges, x):
+        ys = run(a, b, edges, x).ys
+        assert ys is not None
+        return ys[-1]
+
     def loss(a, b, edges, x):
-        return jnp.sum(run(a, b, edges, x).ys[-1] ** 3)
+        return jnp.sum(final(a, b, edges, x) ** 3)
 
     def in_loops(fun, *args):
         # the scatters inside while loops (their bodies, conditions and everything
         # they call) of `fun`'s compiled program
         hlo = jax.jit(fun).lower(*args).compile().as_text()
+        assert hlo is not None
         computations, name = {}, None
         for line in hlo.splitlines():
             if line and not line.startswith(" "):
@@ -633,7 +648,7 @@ def test_dense_parameter_scatter_is_hoisted_out_of_the_solve(scan_kind):
         scatters = [c for c in seen if any(" scatter(" in l for l in computations[c])]
         return loops, scatters, hlo
 
-    loops, scatters, hlo = in_loops(lambda *a: run(*a).ys[-1], a, b, edges, x)
+    loops, scatters, hlo = in_loops(final, a, b, edges, x)
     assert loops and " scatter(" in hlo  # the solve's loops; the scatter, before them
     assert not scatters, scatters
     # and reverse mode: the scatter's transpose in the loops is a gather

@@ -29,6 +29,12 @@ from .helpers import _interaction, _Rng, constant_steps, tree_allclose
 
 
 CLOSED_FORMS = ("linear", "relu", "tanh", "sigmoid")
+# the two-parameter closed forms (what `_interaction` builds for each kind)
+_CLOSED_FORM_CLASSES = {
+    "relu": hopkur.ReluInteraction,
+    "tanh": hopkur.TanhInteraction,
+    "sigmoid": hopkur.SigmoidInteraction,
+}
 
 needs_kernels = pytest.mark.skipif(
     not hopkur.native_kernels()[0],
@@ -55,7 +61,7 @@ def _pair(kind, r, n, degree=None, shared=False):
         interaction = (
             hopkur.LinearInteraction(0.8)
             if kind == "linear"
-            else _interaction(kind, r, 1).__class__(0.7, -1.3)
+            else _CLOSED_FORM_CLASSES[kind](0.7, -1.3)
         )
     else:
         interaction = _interaction(kind, r, e)
@@ -247,6 +253,7 @@ def test_solves_and_training_gradients_equal_segment(getkey):
             # steps, and `max_steps` and the adjoint's checkpoints matched to them
             # (about a quarter less compile time than the 4096-step defaults).
             sol = hopkur.simulate(model, y0, **constant_steps(t1=0.5, dt0=0.05))
+            assert sol.ys is not None
             return jnp.sum(sol.ys[-1][:, 0])
 
         return jnp.sum(jax.vmap(one)(y0s))
@@ -427,7 +434,9 @@ def test_graph_table_is_built_once_and_checked(getkey):
     edges = r.edges(n)
     e = edges.shape[0]
     relu = _interaction("relu", r, e)
+    assert isinstance(relu, hopkur.ReluInteraction)
     coupling = hopkur.EdgeCoupling(edges, relu, method="native")
+    assert coupling.graph.rows is not None
     start, entries = coupling.graph.rows
     assert start.shape == (n + 1,) and entries.shape == (3, 2 * e)
     # every edge once in the rows of each endpoint, first-endpoint flags set once
@@ -457,8 +466,8 @@ def test_graph_table_is_built_once_and_checked(getkey):
     # a damaged table
     bad = (start.at[3].set(start[5]), entries)
     x = r.sphere(n, d)[None]
+    a = jnp.asarray(relu.a)
     with pytest.raises(Exception, match="table"):
-        a = jnp.asarray(relu.a)
         args = (x, a, jnp.asarray(relu.b), edges.astype(jnp.int32), *bad)
         jax.block_until_ready(_ffi.edge_drive_p.bind(*args, mode=1))
     bad = (start, entries.at[0, 0].set(n + 7))
@@ -549,6 +558,7 @@ def test_build_replaces_a_damaged_library(fresh_cache, monkeypatch, how):
     monkeypatch.setattr(_library, "_compile", compile)
     status, seconds = _library.build()
     assert status.state == _library.BUILT and seconds is not None and len(calls) == 1
+    assert status.path is not None
     record = json.loads(status.path.with_suffix(".json").read_text())
     assert record["size"] == 256 * 64
     # intact: kept
@@ -559,6 +569,7 @@ def test_build_replaces_a_damaged_library(fresh_cache, monkeypatch, how):
     assert "hopkur kernels build" in damaged.detail
     status, seconds = _library.build()
     assert status.state == _library.BUILT and len(calls) == 2
+    assert status.path is not None
     assert status.path.read_bytes() == bytes(range(256)) * 64
 
 
