@@ -13,6 +13,7 @@ the last complete checkpoint intact. On Ctrl-C it saves the state after the last
 complete step before stopping.
 """
 
+import functools as ft
 import math
 import os
 import time
@@ -34,6 +35,7 @@ from ._io import atomic_save_eqx, InputFileError
 OPTIMISERS = ("lion", "adam")
 
 
+@ft.lru_cache(maxsize=64)
 def make_optimiser(
     name: str = "lion",
     learning_rate: float = 1e-3,
@@ -74,6 +76,35 @@ def make_optimiser(
     if name == "lion":
         return optax.lion(schedule)
     return optax.adam(schedule)
+
+
+@eqx.filter_jit
+def _train_step(params, opt_state, mean, batch, static, loss_fn, optimiser, average):
+    # One optimiser step of `train`, at module level so that runs with the same model
+    # structure, loss, optimiser (`make_optimiser` returns the same object for the same
+    # settings) and shapes share one compiled program.
+    def loss_of(p):
+        return loss_fn(eqx.combine(p, static), batch)
+
+    loss, grads = eqx.filter_value_and_grad(loss_of)(params)
+    # optax mixes Python scalars with int32 step counters (bias correction), which
+    # strict dtype promotion rejects; the update itself is dtype-preserving.
+    with jax.numpy_dtype_promotion("standard"):
+        updates, opt_state = optimiser.update(grads, opt_state, params)
+    params = eqx.apply_updates(params, updates)
+    finite = jnp.all(
+        jnp.stack(
+            [jnp.array(True)]
+            + [jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)]
+        )
+    )
+    if mean is not None:
+        assert average is not None
+        beta = average
+        mean = jax.tree_util.tree_map(
+            lambda m, p: beta * m + (1 - beta) * p, mean, params
+        )
+    return loss, finite, (params, opt_state, mean)
 
 
 def batch_rng(seed: int, step: int) -> np.random.Generator:
@@ -197,30 +228,10 @@ def train(
                 f"`steps={steps}`."
             )
 
-    @eqx.filter_jit
     def make_step(params, opt_state, mean, batch):
-        def loss_of(p):
-            return loss_fn(eqx.combine(p, static), batch)
-
-        loss, grads = eqx.filter_value_and_grad(loss_of)(params)
-        # optax mixes Python scalars with int32 step counters (bias correction), which
-        # strict dtype promotion rejects; the update itself is dtype-preserving.
-        with jax.numpy_dtype_promotion("standard"):
-            updates, opt_state = optimiser.update(grads, opt_state, params)
-        params = eqx.apply_updates(params, updates)
-        finite = jnp.all(
-            jnp.stack(
-                [jnp.array(True)]
-                + [jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)]
-            )
+        return _train_step(
+            params, opt_state, mean, batch, static, loss_fn, optimiser, average
         )
-        if mean is not None:
-            assert average is not None
-            beta = average
-            mean = jax.tree_util.tree_map(
-                lambda m, p: beta * m + (1 - beta) * p, mean, params
-            )
-        return loss, finite, (params, opt_state, mean)
 
     def current():
         return eqx.combine(params if mean is None else mean, static)
