@@ -7,8 +7,6 @@ core (`hopkur._patterns`) and is re-exported here. `hopkur.data.corrupt` is a de
 alias of `hopkur.corrupt_patterns`.
 """
 
-import warnings
-
 from .digits import load_digits as load_digits
 from .encoders import (
     encode_hopfield as encode_hopfield,
@@ -32,14 +30,6 @@ from .sudoku import (
 
 
 def __getattr__(name: str):
-    if name == "corrupt":
-        warnings.warn(
-            "`hopkur.data.corrupt` is deprecated; use `hopkur.corrupt_patterns` (the "
-            "same rule and random draws; `fraction` is called `flip_fraction`).",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from .patterns import _corrupt
+    from .patterns import deprecated
 
-        return _corrupt
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return deprecated(name, __name__, stacklevel=2)

@@ -29,13 +29,19 @@ def _corrupt(
     return corrupt_patterns(patterns, fraction, key=key)
 
 
-def __getattr__(name: str):
+def deprecated(name: str, module: str, *, stacklevel: int):
+    """The deprecated `module.name` (only `corrupt`), with its warning; the
+    `__getattr__` of `hopkur.data` and of this module."""
     if name == "corrupt":
         warnings.warn(
             "`hopkur.data.corrupt` is deprecated; use `hopkur.corrupt_patterns` (the "
             "same rule and random draws; `fraction` is called `flip_fraction`).",
             DeprecationWarning,
-            stacklevel=2,
+            stacklevel=stacklevel + 1,
         )
         return _corrupt
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+
+def __getattr__(name: str):
+    return deprecated(name, __name__, stacklevel=2)
