@@ -466,9 +466,7 @@ def _saved_nonfinite(sol: dfx.Solution) -> Bool[Array, ""]:
 REJECTED_FRACTION_NONFINITE = 0.9
 
 
-def _report(
-    call: str, sol: dfx.Solution, bad_start, vector_field, t0, y0, args, throw: bool
-) -> dfx.Solution:
+def _report(call: str, sol: dfx.Solution, bad_start, throw: bool) -> dfx.Solution:
     """The solution with `diffrax.RESULTS.nonfinite` when the start was not finite
     (traced values), when a saved state is not finite (a fixed-step solve that blew
     up: it carries NaN or inf to the end), or when the solve ran out of steps while
@@ -704,7 +702,7 @@ def _simulate(model, y0, args, **options):
         throw=throw and isinstance(adjoint, dfx.BacksolveAdjoint),
         progress_meter=options["progress_meter"],
     )
-    return _report(call, sol, bad_start, vector_field, t0, y0, args, throw)
+    return _report(call, sol, bad_start, throw)
 
 
 # ------------------------------------------------------------------ relax
@@ -887,7 +885,7 @@ def _relax(model, y0, args, **options):
         max_steps=max_steps,
         throw=False,
     )
-    sol = _report(call, sol, bad_start, vector_field, 0.0, y0, args, throw=False)
+    sol = _report(call, sol, bad_start, throw=False)
     assert sol.ys is not None
     y = jtu.tree_map(lambda a: a[-1], sol.ys)
     if throw:

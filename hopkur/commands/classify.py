@@ -215,14 +215,14 @@ def load_data(config):
         raise UsageError(text[0] if text else type(error).__name__) from None
 
 
-def check_model(config, data) -> None:
-    """Checks the settings that the data make impossible: a small-world graph needs
-    fewer neighbours than the network has units (pixels, hidden and class units)."""
-    units = data[0].shape[1] + config.extra + 10
-    if config.graph_k >= units:
+def check_graph_fits(flag: str, k: int, data, extra: int) -> None:
+    """A small-world graph needs fewer neighbours `k` than the network has units (the
+    pixels of `data`, `extra` hidden units and the 10 class units): settings the data
+    make impossible fail before any run."""
+    units = data[0].shape[1] + extra + 10
+    if k >= units:
         raise UsageError(
-            f"--graph-k must be smaller than the network's {units} units; got "
-            f"{config.graph_k}"
+            f"{flag} must be smaller than the network's {units} units; got {k}"
         )
 
 
@@ -278,7 +278,7 @@ def run_command(args: argparse.Namespace) -> int:
     config = settings.classify_config()
     setup_jax(settings)
     data = load_data(config)
-    check_model(config, data)
+    check_graph_fits("--graph-k", config.graph_k, data, config.extra)
     if out.resume and not out.file("checkpoint.eqx").exists():
         raise UsageError(f"--resume: no checkpoint.eqx in {out.path}")
     start = time.perf_counter()

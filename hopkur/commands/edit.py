@@ -27,6 +27,7 @@ from ._common import (
 )
 from ._folder import os_error_text
 from .classify import (
+    check_graph_fits,
     check_graph_k,
     data_settings,
     data_source,
@@ -276,15 +277,10 @@ def check_edit_data(settings, data, variants) -> None:
     import numpy as np
 
     _, ytr, _, yte = data
-    units = data[0].shape[1] + settings.pretrain_extra + 10
-    for flag, k in (
-        ("--graph-k", settings.graph_k),
-        ("--oscillator-k", settings.oscillator_k),
-    ):
-        if k >= units:
-            raise UsageError(
-                f"{flag} must be smaller than the network's {units} units; got {k}"
-            )
+    check_graph_fits("--graph-k", settings.graph_k, data, settings.pretrain_extra)
+    check_graph_fits(
+        "--oscillator-k", settings.oscillator_k, data, settings.pretrain_extra
+    )
     for split, labels in (("training", ytr), ("test", yte)):
         if "associative" in variants and not np.any(labels == 1):
             raise UsageError(
