@@ -34,7 +34,6 @@ from ..experiments._io import (
     atomic_write_bytes,
     atomic_write_json,
     InputFileError,
-    json_safe,
     read_json,
     save_figure,
 )
@@ -223,11 +222,7 @@ class RunFolder:
     def write_json(self, name: str, obj: Any) -> list[str]:
         """Writes `obj` as JSON atomically; non-finite numbers become `null` and are
         listed under `"non_finite"` (for a dictionary). Returns their paths."""
-        clean, bad = json_safe(obj)
-        if bad and isinstance(clean, dict):
-            clean["non_finite"] = bad
-        atomic_write_json(self.path / name, clean)
-        return bad
+        return atomic_write_json(self.path / name, obj, flag_key="non_finite")
 
     def write_bytes(self, name: str, data: bytes) -> Path:
         atomic_write_bytes(self.path / name, data)

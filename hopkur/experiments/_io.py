@@ -67,12 +67,18 @@ def json_safe(obj: Any) -> tuple[Any, list[str]]:
     return walk(obj, ""), bad
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """`atomic_write_bytes` of `obj` as indented JSON (non-finite numbers as
-    `null`; see `json_safe`)."""
-    clean, _ = json_safe(obj)
+def atomic_write_json(
+    path: str | os.PathLike, obj: Any, *, flag_key: str | None = None
+) -> list[str]:
+    """`atomic_write_bytes` of `obj` as indented JSON, non-finite numbers as `null`
+    (see `json_safe`); with `flag_key`, a dictionary also lists their paths under that
+    key. Returns the paths."""
+    clean, bad = json_safe(obj)
+    if bad and flag_key is not None and isinstance(clean, dict):
+        clean[flag_key] = bad
     text = json.dumps(clean, indent=2, sort_keys=True, allow_nan=False)
     atomic_write_bytes(path, (text + "\n").encode())
+    return bad
 
 
 def save_figure(fig, path: str | os.PathLike) -> None:
