@@ -174,7 +174,11 @@ def test_refused_options():
     rng = np.random.default_rng(0)
     conv = random_params(rng, channels=8, n=4, kind="conv", c_norm="gn", omega=None)
     attn = random_params(rng, channels=8, n=4, kind="attn", c_norm="none", omega=None)
+    singular = dict(attn)
+    singular["connectivity.W_qkv.weight"] = attn["connectivity.W_qkv.weight"].copy()
+    singular["connectivity.W_qkv.weight"][:8] = 0.0  # W_q = 0, b_q != 0
     cases = [
+        (singular, {"heads": 2, "num_tokens": 4}, "singular"),
         (dict(attn, **{"connectivity.mat_q": np.zeros((16, 1, 2, 2))}), {}, "GTA"),
         ({**conv, "c_norm.scale": np.ones(8)}, {}, "sandb"),
         (conv, {"project": False}, "projects"),
