@@ -3,8 +3,9 @@ relational or attention couplings, readouts and block stacks.
 
 The layer is built on the core: its update is [`hopkur.akorn_steps`][] on a
 [`hopkur.Kuramoto`][] model, and its convolutional and attention couplings are the
-core's [`hopkur.ConvCoupling`][] and [`hopkur.AttentionCoupling`][]. The Sudoku models
-live in `hopkur.experiments.sudoku_model`.
+core's [`hopkur.ConvCoupling`][] and [`hopkur.AttentionCoupling`][].
+[`hopkur.nn.from_official_akorn`][] ports a layer of the official PyTorch code. The
+Sudoku models live in `hopkur.experiments.sudoku_model`.
 """
 
 import importlib
@@ -20,6 +21,10 @@ from ._layer import (
     KuramotoResult as KuramotoResult,
     normalise_groups as normalise_groups,
     random_oscillators as random_oscillators,
+)
+from ._porting import (
+    from_official_akorn as from_official_akorn,
+    interleaved_head_order as interleaved_head_order,
 )
 
 
