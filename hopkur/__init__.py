@@ -150,8 +150,9 @@ def __getattr__(name: str):
         )
         module, _, attr = new.rpartition(".")
         return getattr(importlib.import_module(module), attr)
-    if name == "data":
+    if name in ("data", "theory"):
         # `import hopkur` used to load `hopkur.data` as a side effect; keep
-        # `hopkur.data` usable after a bare `import hopkur`.
-        return importlib.import_module("hopkur.data")
+        # `hopkur.data` usable after a bare `import hopkur`. `hopkur.theory` (SciPy)
+        # loads on first access too, so that `import hopkur` does not import SciPy.
+        return importlib.import_module(f"hopkur.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -118,4 +118,4 @@ def kuramoto_order_theory(
     r = c * np.sqrt(np.clip(inside, 0.0, None))
     if max_abs is not None:
         r = np.where(k * r > max_abs, np.nan, r)
-    return r
+    return np.asarray(r)  # a 0-d array, not a NumPy scalar, for a scalar `strength`
