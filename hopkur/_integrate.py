@@ -965,7 +965,11 @@ def simulate_batch(
     number of devices (with copies of its last element) and the padding is dropped
     from the result. On a CPU-only machine the same code runs over several host
     devices (`XLA_FLAGS=--xla_force_host_platform_device_count=4`, set before JAX is
-    imported); under `jax.distributed` it spans hosts unchanged.
+    imported). Over several processes (`jax.distributed`), pass
+    `devices=hopkur.distributed.global_mesh()`: every process passes the same whole
+    batch and integrates its devices' share, and
+    [`hopkur.distributed.gather_to_process_zero`][] collects the result (see
+    [several processes](../how-to/distributed.md)).
 
     **Arguments:**
 
@@ -976,7 +980,8 @@ def simulate_batch(
     - `args`: passed to the vector field, shared by the batch.
     - `batch_model`: whether `model` is batched too. (Keyword only argument.)
     - `devices`: `None` (no sharding), `"all"`, a number of devices, a sequence of
-      devices, or a one-dimensional `jax.sharding.Mesh`. (Keyword only argument.)
+      devices, or a one-dimensional `jax.sharding.Mesh` (also one over the devices of
+      several processes). (Keyword only argument.)
     - `**kwargs`: the keyword arguments of [`hopkur.simulate`][] (`t1`, `saveat`,
       `solver`, ...).
 

@@ -21,6 +21,8 @@ from jax.extend import core as jex_core
 from jax.interpreters import ad, batching, mlir
 from jaxtyping import PyTree
 
+from . import _backend
+
 
 per_sample_p = jex_core.Primitive("hopkur_per_sample")
 per_sample_p.multiple_results = True
@@ -82,7 +84,13 @@ def per_sample(
     the batched arrays and `flags`, a pytree of booleans over the array leaves of
     `args` saying which are batched; it returns the batched outputs (batch axis first),
     or `None` to fall back to the sample-by-sample evaluation.
+
+    On the accelerator paths (`hopkur._backend`: any backend but CPU, or
+    `HOPKUR_PATHS=accelerator`) it is a plain call of `fun`: under `vmap` the batch is
+    evaluated as batched array operations, and autodiff is JAX's own.
     """
+    if not _backend.cpu_paths():
+        return fun(args)
     dynamic, static = eqx.partition(args, eqx.is_array)
     flat, tree = jax.tree.flatten(dynamic)
     out_tree = []

@@ -18,6 +18,7 @@ Set `HOPKUR_NATIVE=0` to never use them.
 import jax
 import jax.numpy as jnp
 
+from .. import _backend
 from .._interactions import closed_form
 from . import _library
 from ._ffi import (
@@ -55,10 +56,11 @@ def supports(interaction, dtype) -> bool:
 
 
 def usable(dtype, interaction=None) -> bool:
-    """Whether `method="auto"` evaluates with the kernels: on CPU, when they are
-    built and intact, for float32/float64 states (and a closed-form `interaction`,
-    if given). Never builds; warns once if the cached library is damaged."""
-    if not supports(interaction, dtype) or jax.default_backend() != "cpu":
+    """Whether `method="auto"` evaluates with the kernels: on the CPU paths
+    (`hopkur._backend`), when they are built and intact, for float32/float64 states
+    (and a closed-form `interaction`, if given). Never builds; warns once if the cached
+    library is damaged."""
+    if not supports(interaction, dtype) or not _backend.cpu_paths():
         return False
     status = _library.load()
     _library.warn_unusable_once(status)
@@ -67,7 +69,14 @@ def usable(dtype, interaction=None) -> bool:
 
 def require(call: str) -> None:
     """Raises a `RuntimeError` saying how to build the kernels, unless they are
-    available (`method="native"`)."""
+    available (`method="native"`), or that they run on CPU only."""
+    backend = jax.default_backend()
+    if backend != "cpu":
+        raise RuntimeError(
+            f"`{call}(method='native')` uses hopkur's compiled CPU kernels, which do "
+            f"not run on the {backend} backend; use method='auto' (which evaluates "
+            "with batched array operations there), 'segment' or 'dense'."
+        )
     status = _library.load()
     if status.state != _library.BUILT:
         raise RuntimeError(

@@ -238,11 +238,12 @@ def run(args: argparse.Namespace) -> int:
     if settings.only:
         command += f" --only {','.join(names)}"
     machine = machine_info(command)
+    machine["device"] = suite.backend()
     cfg = suite.Config(level=level, repeats=repeats, slow_repeats=slow, log=log)
     machine["load_start"] = suite.T.load_average()
     results, failures = {}, []
     for name in names:
-        log(f"hopkur bench: {name}")
+        log(f"hopkur bench: {name} (on {machine['device']['device']})")
         start, load0 = time.perf_counter(), suite.T.load_average()
         try:
             result = suite.CASES[name](cfg)

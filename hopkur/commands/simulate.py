@@ -17,6 +17,7 @@ import io
 import sys
 import time
 
+from . import _processes
 from ._common import (
     add_common_flags,
     add_flags,
@@ -161,9 +162,19 @@ class SimulateSettings:
     )
     devices: int = setting(
         1,
-        "shard the batch over this many devices (jax.sharding)",
+        "shard the batch over this many devices (jax.sharding); with --processes, "
+        "the host devices of each process",
         minimum=1,
         maximum=1_000_000,
+        group="run",
+    )
+    processes: int = setting(
+        1,
+        "run as this many local processes on JAX's distributed runtime (CPU "
+        "collectives), the batch sharded over all their devices; process 0 writes "
+        "--out (see docs/how-to/distributed.md)",
+        minimum=1,
+        maximum=1024,
         group="run",
     )
     no_figures: bool = setting(False, "write no PNG figures", group="run")
@@ -369,8 +380,21 @@ def _figures(out, settings, ts, energies, orders, final_x, initial_x):
 
 
 def run_command(args: argparse.Namespace) -> int:
-    out = RunFolder(args.out, "simulate", overwrite=args.overwrite)
+    child = _processes.is_child()
+    writer = not child or _processes.process_id() == 0
+    out = RunFolder(args.out, "simulate", overwrite=args.overwrite) if writer else None
     settings = resolve(SimulateSettings, args)
+    distributed = settings.processes > 1
+    if distributed and not child:
+        return _processes.launch(
+            "simulate",
+            settings,
+            args,
+            processes=settings.processes,
+            devices=settings.devices,
+        )
+    if distributed:
+        _processes.initialize(settings.processes, settings.devices)
     quiet = args.quiet
     setup_jax(settings)
 
@@ -382,7 +406,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     import hopkur
 
-    if settings.devices > len(jax.devices()):
+    if not distributed and settings.devices > len(jax.devices()):
         raise UsageError(
             f"--devices {settings.devices} but only {len(jax.devices())} device(s) are "
             "available (on CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N "
@@ -396,13 +420,21 @@ def run_command(args: argparse.Namespace) -> int:
     solver, controller, dt0 = _solver(settings)
     ts = jnp.linspace(0.0, settings.t1, settings.saves)
 
-    with out.opened():
-        meter = dfx.NoProgressMeter() if quiet else dfx.TqdmProgressMeter()
-        solve_start = time.perf_counter()
-        sol = hopkur.simulate_batch(
+    import hopkur.distributed as hd
+
+    if distributed:
+        mesh = hd.global_mesh()
+    else:
+        mesh = None if settings.devices == 1 else settings.devices
+    # Every process of a distributed run compiles the same program: no progress bar.
+    silent = quiet or distributed
+    meter = dfx.NoProgressMeter() if silent else dfx.TqdmProgressMeter()
+
+    def solve():
+        return hopkur.simulate_batch(
             model,
             y0s,
-            devices=None if settings.devices == 1 else settings.devices,
+            devices=mesh,
             t1=settings.t1,
             dt0=dt0,
             solver=solver,
@@ -413,6 +445,18 @@ def run_command(args: argparse.Namespace) -> int:
             progress_meter=meter,
             retract=not settings.no_retract,
         )
+
+    if out is None:  # a process other than 0: solve its share, write nothing
+        hd.gather_to_process_zero(solve())
+        return 0
+
+    with out.opened():
+        solve_start = time.perf_counter()
+        sol = solve()
+        if distributed:  # process 0: the whole batch, on its host
+            gathered = hd.gather_to_process_zero(sol)
+            assert isinstance(gathered, dfx.Solution)
+            sol = gathered
         jax.block_until_ready(sol.ys)
         solve_time = time.perf_counter() - solve_start
         report = hopkur.lyapunov_report(model, sol)
@@ -473,7 +517,8 @@ def run_command(args: argparse.Namespace) -> int:
             "jax": {
                 "version": jax.__version__,
                 "backend": jax.default_backend(),
-                "devices": settings.devices,
+                "devices": jax.device_count() if distributed else settings.devices,
+                "processes": settings.processes,
                 "x64": bool(jax.config.read("jax_enable_x64")),
                 "dtype": str(energies.dtype),
             },
