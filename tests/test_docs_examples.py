@@ -3,8 +3,8 @@
 - The Python examples of the Getting started, How-to and Theory pages run, each page in
   a fresh interpreter with JAX's default configuration (as a reader would run them),
   and print what the page says they print.
-- Every public name of `hopkur`, `hopkur.data`, `hopkur.nn`, `hopkur.experiments` and
-  `hopkur.theory` has an API reference entry.
+- Every public name of `hopkur`, `hopkur.data`, `hopkur.nn`, `hopkur.experiments`,
+  `hopkur.experiments.objects` and `hopkur.theory` has an API reference entry.
 - Every cross-reference to a hopkur object names an object that exists.
 - Every page is in the navigation and every navigation entry exists.
 - Every figure on the site exists and is written by a script in the repository.
@@ -58,6 +58,7 @@ DOCUMENTED_MODULES = (
     "hopkur.data",
     "hopkur.nn",
     "hopkur.experiments",
+    "hopkur.experiments.objects",
     "hopkur.theory",
 )
 
