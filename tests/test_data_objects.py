@@ -70,9 +70,10 @@ def test_tetrominoes_cover_the_19_fixed_pieces():
     # 900 pieces: missing one of 19 equally likely pieces has probability < 1e-19.
     assert len(patterns) == 19
     assert all(_edge_connected(p) for p in patterns)
-    # and pieces sit at every row and column offset, not only on a 4-pixel grid
-    tops = {np.nonzero(m == k)[0].min() % 4 for m in masks for k in (1, 2, 3)}
-    assert tops == {0, 1, 2, 3}
+    # pieces sit on the 8x8 board of 4x4 squares, at every row and column of it
+    tops = {np.nonzero(m == k)[0].min() for m in masks for k in (1, 2, 3)}
+    lefts = {np.nonzero(m == k)[1].min() for m in masks for k in (1, 2, 3)}
+    assert tops == lefts == set(range(0, 32, 4))
 
 
 @pytest.mark.parametrize("seed", range(3))

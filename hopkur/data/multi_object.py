@@ -5,10 +5,11 @@ Two data sets, each a function returning `(images, masks)`:
 
 - [`hopkur.data.tetrominoes_like`][]: 32×32 RGB images holding 3 non-overlapping
   tetromino pieces, each one of the 19 fixed tetrominoes (the 7 pieces in all their
-  distinct rotations, no reflections), made of 4×4-pixel squares and placed at any
-  pixel position where it fits; each piece has its own saturated colour (HSV with
-  saturation 1, value in $[0.7, 1]$, hues at least 36° apart within an image) on a black
-  background. Pieces may touch but never share a pixel. Every piece covers 64 pixels.
+  distinct rotations, no reflections), made of 4×4-pixel squares and placed on the 8×8
+  board those squares tile (at any board position where it fits); each piece has its
+  own saturated colour (HSV with saturation 1, value in $[0.7, 1]$, hues at least 36°
+  apart within an image) on a black background. Pieces often touch but never share a
+  square. Every piece covers 64 pixels.
 - [`hopkur.data.shapes_like`][]: 40×40 greyscale images (one channel) holding 2 to 4
   hollow shapes (triangle, square, circle, diamond), drawn as 2-pixel-wide outlines at
   one grey level for all shapes, on a darker grey background, with uniform noise of
@@ -140,8 +141,8 @@ def _tetrominoes_chunk(rng: np.random.Generator, count: int):
     while todo.size:
         m = todo.size
         kinds = rng.integers(0, len(cells), size=(m, k))
-        span = size - extents[kinds] + 1  # positions where the piece fits
-        corner = (rng.random((m, k, 2)) * span).astype(np.int64)
+        span = (size - extents[kinds]) // q + 1  # board positions where it fits
+        corner = (rng.random((m, k, 2)) * span).astype(np.int64) * q
         placed = corner[:, :, None, :] + cells[kinds]  # (m, k, 4, 2)
         # Two q-by-q squares overlap when both coordinates differ by less than q.
         overlap = np.zeros(m, dtype=bool)
@@ -395,7 +396,8 @@ def tetrominoes_like(
     """Tetrominoes-like images: 3 coloured tetromino pieces on black, 32×32 RGB.
 
     Each piece is one of the 19 fixed tetrominoes, made of four 4×4-pixel squares, at a
-    random pixel position where it fits; the pieces never overlap (they may touch).
+    random position on the 8×8 board of such squares where it fits; the pieces never
+    overlap but often touch.
     Colours are saturated (HSV saturation 1, value in $[0.7, 1]$), with hues at least
     36° apart within an image. See [`hopkur.data.multi_object`][] for the splits and the
     cache.
