@@ -399,7 +399,7 @@ def tetrominoes_like(
     random position on the 8×8 board of such squares where it fits; the pieces never
     overlap but often touch.
     Colours are saturated (HSV saturation 1, value in $[0.7, 1]$), with hues at least
-    36° apart within an image. See [`hopkur.data.multi_object`][] for the splits and the
+    36° apart within an image. See `hopkur.data.multi_object` for the splits and the
     cache.
 
     **Arguments:**
@@ -449,7 +449,7 @@ def shapes_like(
     background but not one shape from another. Shapes may overlap; where outlines
     cross, the shape drawn last (the highest label) owns the pixel, and every shape
     keeps at least half of its own outline visible (images are redrawn until they
-    do). See [`hopkur.data.multi_object`][] for the splits and the cache.
+    do). See `hopkur.data.multi_object` for the splits and the cache.
 
     **Arguments:**
 

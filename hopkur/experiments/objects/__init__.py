@@ -1,6 +1,6 @@
 """Unsupervised object discovery with AKOrN (issue 22): networks, training, and
 evaluation as AKOrN evaluates, on the generated images of
-[`hopkur.data.multi_object`][].
+`hopkur.data.multi_object`.
 
 Evaluation: the final oscillator features of each image are clustered per image
 ([`hopkur.experiments.objects.cluster_features`][]) and the segments are scored against
