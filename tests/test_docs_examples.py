@@ -4,7 +4,8 @@
   a fresh interpreter with JAX's default configuration (as a reader would run them),
   and print what the page says they print.
 - Every public name of `hopkur`, `hopkur.data`, `hopkur.nn`, `hopkur.experiments`,
-  `hopkur.theory` and `hopkur.distributed` has an API reference entry.
+  `hopkur.experiments.objects`, `hopkur.theory` and `hopkur.distributed` has an API
+  reference entry.
 - Every cross-reference to a hopkur object names an object that exists.
 - Every page is in the navigation and every navigation entry exists.
 - Every figure on the site exists and is written by a script in the repository.
@@ -58,6 +59,7 @@ DOCUMENTED_MODULES = (
     "hopkur.data",
     "hopkur.nn",
     "hopkur.experiments",
+    "hopkur.experiments.objects",
     "hopkur.theory",
     "hopkur.distributed",
 )
