@@ -73,7 +73,7 @@ SMALL = {
     "--eval-every": "0",
     "--max-steps": "64",
 }
-# --x64: the test session enables float64 globally (conftest.py), as the CLI does with it.
+# --x64: the test session enables float64 globally (conftest.py), as --x64 does.
 SWITCHES = ("--no-figures", "--quiet", "--overwrite", "--x64")
 
 
