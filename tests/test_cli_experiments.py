@@ -142,6 +142,7 @@ def test_edit_and_demo(tmp_path, capsys, monkeypatch):
         (["classify", "--data", "mnist"], "--mnist-dir"),
         (["edit", "--alpha", "0"], "--alpha"),
         (["edit", "--dim", "1"], "--dim"),
+        (["edit", "--context", "image"], "--context"),
         (["demo", "--oscillator-k", "5"], "--oscillator-k"),
     ],
 )

@@ -17,6 +17,8 @@ import pytest
 import hopkur
 from hopkur.experiments import ContextEncoder, OscillatorCorrection
 
+from .helpers import constant_steps
+
 
 N, D, P = 12, 3, 5
 
@@ -278,3 +280,78 @@ def test_core_imports_no_application_dependency():
         env={**os.environ, "JAX_PLATFORMS": "cpu"},
     )
     assert out.stdout.strip() == "True", out.stdout
+
+
+# ------------------------------------------------------- the research code's start
+
+
+@pytest.mark.parametrize(
+    "mode", ["additive", pytest.param("multiplicative", marks=pytest.mark.slow)]
+)
+def test_non_associative_edit_avoids_the_common_point_start(mode, getkey):
+    """The research code's non-associative edit starts every oscillator at e_1. There
+    XXᵀ is all ones and every oscillator force is radial (P_x x_j = 0), so the
+    oscillators stay put: only α moves the readout, and the initial oscillators and the
+    oscillator couplings get zero gradients. hopkur's distinct random start gives all
+    three a gradient."""
+    seed = int(jax.random.randint(getkey(), (), 0, 2**30))
+    rng = np.random.default_rng(seed)
+    edges = np.asarray(hopkur.ring_edges(N, 2))
+    couplings = jnp.asarray(rng.standard_normal(edges.shape[0]))
+    kuramoto = hopkur.Kuramoto(
+        hopkur.EdgeCoupling(edges, hopkur.LinearInteraction(couplings), N, "segment")
+    )
+    c = OscillatorCorrection(
+        _hopfield(seed), D, mode=mode, kuramoto=kuramoto, alpha=0.5, key=getkey()
+    )
+    x_h = _x_h(seed + 1)
+
+    @eqx.filter_jit
+    @eqx.filter_grad
+    def grad(correction):
+        sol = hopkur.simulate(
+            correction, correction.initial_state(x_h), **constant_steps(1.0, 0.05)
+        )
+        assert sol.ys is not None
+        return jnp.sum(sol.ys[0][-1, -3:] ** 2)
+
+    def norms(correction):
+        g = grad(correction)
+        return (
+            float(jnp.linalg.norm(g.oscillators)),
+            float(jnp.linalg.norm(g.kuramoto.coupling.interaction.k)),
+            abs(float(g.alpha)),
+        )
+
+    oscillators, coupling, alpha = norms(c)
+    assert oscillators > 1e-6 and coupling > 1e-6 and alpha > 1e-6
+
+    common = jnp.zeros_like(c.oscillators).at[:, 0].set(1.0)
+    oscillators, coupling, alpha = norms(
+        eqx.tree_at(lambda m: m.oscillators, c, common)
+    )
+    assert oscillators < 1e-10 and coupling < 1e-10
+    assert alpha > 1e-6
+
+
+def test_image_context(getkey):
+    """`ImageContext`: the first P oscillators are the encoded context image, the others
+    the (normalised) trained rows; no parameters, and the overwritten rows are not
+    counted as trained."""
+    from hopkur.data import encode_oscillators
+    from hopkur.experiments import ImageContext
+
+    c = OscillatorCorrection(_hopfield(), D, encoder=ImageContext(P), key=getkey())
+    rng = np.random.default_rng(int(jax.random.randint(getkey(), (), 0, 2**30)))
+    a, b = (jnp.asarray(rng.uniform(size=P)) for _ in range(2))
+    x = c.initial_oscillators(a)
+    np.testing.assert_allclose(x[:P], encode_oscillators(a, P, D), rtol=1e-12)
+    np.testing.assert_allclose(x[P:], c.oscillators[P:], rtol=1e-12)
+    np.testing.assert_allclose(jnp.linalg.norm(x, axis=-1), 1.0, rtol=1e-12)
+    y = c.initial_oscillators(b)
+    assert not np.allclose(x[:P], y[:P]) and np.array_equal(x[P:], y[P:])
+    assert c.num_parameters == (N - P) * D + 2
+    with pytest.raises(ValueError, match="context"):
+        c.initial_oscillators(jnp.zeros(P + 1))
+    with pytest.raises(ValueError, match="num_pixels"):
+        OscillatorCorrection(_hopfield(), D, encoder=ImageContext(N), key=getkey())

@@ -73,6 +73,13 @@ _EDIT = {
         "associative: bottleneck of the context encoder",
         {"minimum": 1, "maximum": 4096},
     ),
+    "context": (
+        "encoder",
+        "associative: the context image reaches the oscillators through a trained "
+        "encoder, or raw as the pixel oscillators' initial states (image; the "
+        "research note's)",
+        {"choices": ("encoder", "image")},
+    ),
     "optimiser": ("lion", "optax optimiser", {"choices": OPTIMISERS}),
     "lr": (3e-3, "learning rate", {"above": 0, "maximum": 10.0}),
     "decay_every": (
@@ -166,6 +173,7 @@ class EditSettings:
     oscillator_k: int = edit_setting("oscillator_k")
     alpha: float = edit_setting("alpha")
     encoder_rank: int = edit_setting("encoder_rank")
+    context: str = edit_setting("context")
     optimiser: str = edit_setting("optimiser")
     lr: float = edit_setting("lr")
     decay_every: int = edit_setting("decay_every")
@@ -197,6 +205,11 @@ class EditSettings:
 
     def check(self) -> None:
         check_edit(self)
+        if self.context != "encoder" and self.variant != "associative":
+            raise UsageError(
+                f"--context {self.context} needs --variant associative (the "
+                "non-associative edit has no context image)"
+            )
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ from .classifiers import (
 )
 from .correction import (
     ContextEncoder as ContextEncoder,
+    ImageContext as ImageContext,
     OscillatorCorrection as OscillatorCorrection,
 )
 from .editing import (

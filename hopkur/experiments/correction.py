@@ -29,6 +29,8 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray, PyTree
 
+from hopkur.data import encode_oscillators
+
 from .._coupled import HopfieldKuramoto
 from .._custom_types import Args, RealScalarLike, Scalar
 from .._hk_couplings import (
@@ -120,6 +122,59 @@ class ContextEncoder(eqx.Module):
         return self.up @ h
 
 
+class ImageContext(eqx.Module):
+    r"""The research note's associative context: the raw context image shown to the
+    oscillators. Pixel $i$ of the context becomes the initial state of oscillator $i$
+    by [`hopkur.data.encode_oscillators`][] ($p \mapsto (f, \sqrt{1 - f^2}, 0, \dots)$,
+    $f = 2p - 1$); the other oscillators (hidden and class units) keep the trained base
+    rows of [`hopkur.experiments.OscillatorCorrection`][].
+
+    It has no parameters: the context reaches the readout only through the inner
+    products of the pixel oscillators with each other and with the trained ones, and
+    through the oscillator dynamics. The base rows of the pixel oscillators are
+    overwritten, so they are not counted as trained parameters.
+    """
+
+    num_pixels: int = eqx.field(static=True)
+
+    def __init__(self, num_pixels: int):
+        """**Arguments:**
+
+        - `num_pixels`: the number $P$ of context pixels, which set the first $P$
+            oscillators.
+        """
+        if not isinstance(num_pixels, int) or num_pixels < 1:
+            raise ValueError(
+                "`ImageContext(num_pixels=...)` must be a positive integer; got "
+                f"{num_pixels!r}."
+            )
+        self.num_pixels = num_pixels
+
+    def __call__(
+        self, context: Float[Array, " p"], oscillators: Float[Array, "n d"]
+    ) -> Float[Array, "n d"]:
+        """**Arguments:**
+
+        - `context`: one context image, a flat vector of `P` pixels in $[0, 1]$.
+        - `oscillators`: the base initial oscillators, shape `(N, D)` with $N > P$.
+
+        **Returns:**
+
+        The initial oscillators, shape `(N, D)`, unit rows: the encoded image, then
+        the last `N - P` base rows (normalised).
+        """
+        context = jnp.asarray(context, oscillators.dtype)
+        if context.shape != (self.num_pixels,):
+            raise ValueError(
+                f"`ImageContext(context)` must have shape ({self.num_pixels},); got "
+                f"{context.shape}."
+            )
+        n, d = oscillators.shape
+        return encode_oscillators(
+            context, n, d, fill=_normalise(oscillators[self.num_pixels :])
+        )
+
+
 class OscillatorCorrection(AbstractEnergySystem):
     r"""A frozen, pre-trained [`hopkur.Hopfield`][] network corrected by oscillators:
     the coupled Hopfield–Kuramoto dynamics of MODELS.md §3 in which only the oscillator
@@ -199,9 +254,11 @@ class OscillatorCorrection(AbstractEnergySystem):
             (Keyword only argument.)
         - `alpha`: the initial coupling scale $\alpha$. It should be non-zero, or the
             oscillators get no gradient at the first step. (Keyword only argument.)
-        - `encoder`: `None` for fixed (trained) initial oscillators, or a callable
+        - `encoder`: `None` for fixed (trained) initial oscillators; a callable
             module mapping a context image to `(N, D)` offsets that are added to them,
-            e.g. a [`hopkur.experiments.ContextEncoder`][]. (Keyword only argument.)
+            e.g. a [`hopkur.experiments.ContextEncoder`][]; or a
+            [`hopkur.experiments.ImageContext`][], which sets the first $P$
+            oscillators from the raw context image. (Keyword only argument.)
         - `kappa_h`, `kappa_k`: the scales $\kappa_H, \kappa_K > 0$. (Keyword only
             arguments.)
         - `key`: a `jax.random.key` for the initial oscillators. (Keyword only
@@ -246,6 +303,15 @@ class OscillatorCorrection(AbstractEnergySystem):
         check_finite(call, "alpha", self.alpha)
         if self.edges is not None:
             check_edges(call, self.edges, self.num_units)
+        if (
+            isinstance(self.encoder, ImageContext)
+            and self.encoder.num_pixels >= self.num_units
+        ):
+            raise ValueError(
+                f"`{call}(encoder=ImageContext(num_pixels=...))` must have fewer "
+                f"pixels than the {self.num_units} units; got "
+                f"{self.encoder.num_pixels}."
+            )
         if self.encoder is not None and not callable(self.encoder):
             raise ValueError(
                 f"`{call}(encoder=...)` must be callable (context -> (N, D)); got "
@@ -322,7 +388,11 @@ class OscillatorCorrection(AbstractEnergySystem):
     def num_parameters(self) -> int:
         """The number of trained scalars (see `trainable_filter`)."""
         trainable, _ = eqx.partition(self, self.trainable_filter())
-        return _count(trainable)
+        count = _count(trainable)
+        if isinstance(self.encoder, ImageContext):
+            # the base rows of the pixel oscillators are overwritten by the image
+            count -= self.encoder.num_pixels * self.dim
+        return count
 
     @property
     def num_full_update_parameters(self) -> int:
@@ -356,6 +426,8 @@ class OscillatorCorrection(AbstractEnergySystem):
                 f"encoder and context is {'None' if context is None else 'given'}."
             )
         x = self.oscillators
+        if isinstance(self.encoder, ImageContext):
+            return self.encoder(jnp.asarray(context), x)
         if self.encoder is not None:
             x = x + self.encoder(jnp.asarray(context))
         return normalise(x)

@@ -14,9 +14,11 @@ Digits 0 and 1 are the *touched* digits of both tasks (`TOUCHED_DIGITS`); the ot
 - `"non-associative"`: the edit always applies. The oscillators start from trained
   states that do not depend on the input.
 - `"associative"`: each query image comes with a *context* image shown to the
-  oscillators (through a [`hopkur.experiments.ContextEncoder`][]); the edit applies
-  only when the context is a "1" (`CONTEXT_DIGIT`) and the original labels hold
-  otherwise.
+  oscillators — through a trained [`hopkur.experiments.ContextEncoder`][]
+  (`context="encoder"`), or raw, as the pixel oscillators' initial states
+  ([`hopkur.experiments.ImageContext`][], `context="image"`, as in the research note);
+  the edit applies only when the context is a "1" (`CONTEXT_DIGIT`) and the original
+  labels hold otherwise.
 
 **Metrics** (`evaluate_edit`), on the test split:
 
@@ -52,12 +54,13 @@ import hopkur
 from hopkur.data import encode_hopfield
 
 from .classifiers import AbstractClassifier, classification_loss, HopfieldClassifier
-from .correction import ContextEncoder, OscillatorCorrection
+from .correction import ContextEncoder, ImageContext, OscillatorCorrection
 from .training import accuracy, batch_rng, predict
 
 
 TASKS = ("swap", "conflate")
 VARIANTS = ("non-associative", "associative")
+CONTEXTS = ("encoder", "image")
 TOUCHED_DIGITS = (0, 1)
 CONTEXT_DIGIT = 1
 
@@ -141,6 +144,7 @@ def make_edited_classifier(
     oscillator_k: int | None = None,
     alpha: float = 0.1,
     encoder_rank: int = 4,
+    context: Literal["encoder", "image"] = "encoder",
     key: PRNGKeyArray,
 ) -> EditedClassifier:
     r"""Wraps a trained Hopfield classifier in an oscillator correction.
@@ -160,6 +164,10 @@ def make_edited_classifier(
     - `alpha`: the initial $\alpha$ (non-zero, so that the oscillators get gradients at
         the first step). (Keyword only argument.)
     - `encoder_rank`: the bottleneck of the context encoder. (Keyword only argument.)
+    - `context`: associative variant only: `"encoder"` (a trained
+        [`hopkur.experiments.ContextEncoder`][] of the context image) or `"image"`
+        (the raw context image as the pixel oscillators' initial states, a
+        [`hopkur.experiments.ImageContext`][]). (Keyword only argument.)
     - `key`: a `jax.random.key`. (Keyword only argument.)
 
     **Returns:**
@@ -170,6 +178,11 @@ def make_edited_classifier(
         raise ValueError(
             f"`make_edited_classifier(variant=...)` must be one of {VARIANTS}; got "
             f"{variant!r}."
+        )
+    if context not in CONTEXTS:
+        raise ValueError(
+            f"`make_edited_classifier(context=...)` must be one of {CONTEXTS}; got "
+            f"{context!r}."
         )
     hopfield = frozen.hopfield
     n = hopfield.num_units
@@ -188,7 +201,9 @@ def make_edited_classifier(
     else:
         coupling = hopkur.MeanFieldCoupling(jnp.zeros((), dtype))
     encoder = None
-    if variant == "associative":
+    if variant == "associative" and context == "image":
+        encoder = ImageContext(frozen.num_inputs)
+    elif variant == "associative":
         encoder = ContextEncoder(
             frozen.num_inputs, n, dim, encoder_rank, dtype=dtype, key=ekey
         )

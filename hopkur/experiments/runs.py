@@ -113,7 +113,9 @@ class EditConfig:
         (low-rank) correction, else the small-world neighbours of the coupling graph;
         `oscillator_k`: 0 for one mean-field coupling among the oscillators, else the
         neighbours of their small-world graph; `dim`: $D$; `alpha`: initial $\\alpha$;
-        `encoder_rank`: the context encoder's bottleneck.
+        `encoder_rank`: the context encoder's bottleneck; `context` (associative):
+        `"encoder"` (a trained encoder of the context image) or `"image"` (the raw
+        context image as the pixel oscillators' initial states).
     - `optimiser`, `lr`, `decay_every`, `steps`, `batch_size`, `eval_every`, `seed`:
         as for `ClassifyConfig`.
     """
@@ -126,6 +128,7 @@ class EditConfig:
     oscillator_k: int = 0
     alpha: float = 0.1
     encoder_rank: int = 4
+    context: str = "encoder"
     optimiser: str = "lion"
     lr: float = 3e-3
     decay_every: int = 0
@@ -380,6 +383,7 @@ def run_edit(
         oscillator_k=config.oscillator_k or None,
         alpha=config.alpha,
         encoder_rank=config.encoder_rank,
+        context=config.context,  # pyright: ignore
         key=jr.key(config.seed + 1),
     )
     sampler = edit_batch_sampler(
@@ -442,6 +446,7 @@ def run_edit(
         "task": config.task,
         "variant": config.variant,
         "mode": correction.mode,
+        "context": config.context if config.variant == "associative" else None,
         "baseline": baseline,
         "edited": edited,
         "confusion_before": confusion_matrix(base_pred, yte).tolist(),

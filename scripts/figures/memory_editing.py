@@ -10,6 +10,15 @@ table of docs/reproducing.md).
 
     python scripts/figures/memory_editing.py          # about 8 minutes on 2 CPU cores
     python scripts/figures/memory_editing.py --fast   # 1/10 of the steps
+
+The additive all-to-all correction (the note's low-rank reading) and the raw context
+image write `memory_editing_additive.json`, `memory_editing_image.json`, ...:
+
+    python scripts/figures/memory_editing.py --mode additive --alpha 0.01
+    python scripts/figures/memory_editing.py --context image --only associative
+
+The JSON file is rewritten after every edit, so an interrupted run keeps the finished
+ones.
 """
 
 import argparse
@@ -51,6 +60,30 @@ def main() -> None:
     parser.add_argument(
         "--cache-dir", default=None, help="cache of pre-trained networks"
     )
+    parser.add_argument(
+        "--mode",
+        default="multiplicative",
+        choices=("multiplicative", "additive"),
+        help="the correction (additive: the all-to-all rank-<=D one)",
+    )
+    parser.add_argument(
+        "--context",
+        default="encoder",
+        choices=("encoder", "image"),
+        help="associative context: a trained encoder, or the raw image",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=EditConfig.alpha,
+        help="initial alpha of the correction",
+    )
+    parser.add_argument(
+        "--only",
+        default=None,
+        choices=("non-associative", "associative"),
+        help="run only the edits of one variant",
+    )
     args = parser.parse_args()
     scale = 10 if args.fast else 1
 
@@ -66,9 +99,41 @@ def main() -> None:
         f"pre-trained Hopfield classifier: test accuracy "
         f"{100 * pmetrics['test_accuracy']:.1f} % ({'cached' if cached else 'trained'})"
     )
+    name = "memory_editing"
+    if args.mode != "multiplicative":
+        name += f"_{args.mode}"
+    if args.context != "encoder":
+        name += f"_{args.context}"
+    FIGURES.mkdir(parents=True, exist_ok=True)
+
+    def write(results):
+        # after every edit, so that an interrupted run keeps its finished edits
+        summary = {
+            "mode": args.mode,
+            "context": args.context,
+            "alpha": args.alpha,
+            "pretrain": dataclasses.asdict(pretrain),
+            "original_test_accuracy": pmetrics["test_accuracy"],
+            "edits": results,
+            "fast": args.fast,
+            "seconds": time.perf_counter() - t0,
+        }
+        path = FIGURES / f"{name}.json"
+        path.write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
     results = []
     for task, variant, steps in EDITS:
-        config = EditConfig(task=task, variant=variant, steps=steps // scale)
+        if args.only is not None and variant != args.only:
+            continue
+        config = EditConfig(
+            task=task,
+            variant=variant,
+            steps=steps // scale,
+            mode=args.mode,
+            context=args.context,
+            alpha=args.alpha,
+        )
         _, metrics, _ = run_edit(config, frozen, data, progress=True)
         base, edited = metrics["baseline"], metrics["edited"]
         print(
@@ -82,6 +147,7 @@ def main() -> None:
                 "variant": variant,
                 "steps": config.steps,
                 "mode": metrics["mode"],
+                "context": config.context,
                 "baseline": base,
                 "edited": edited,
                 "parameters": metrics["parameters"],
@@ -89,16 +155,9 @@ def main() -> None:
                 "train_seconds": metrics["train_seconds"],
             }
         )
+        write(results)
 
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    summary = {
-        "pretrain": dataclasses.asdict(pretrain),
-        "original_test_accuracy": pmetrics["test_accuracy"],
-        "edits": results,
-        "fast": args.fast,
-        "seconds": time.perf_counter() - t0,
-    }
-    (FIGURES / "memory_editing.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = write(results)
 
     labels = [f"{r['task']}\n{r['variant']}" for r in results]
     x = np.arange(len(results))
@@ -130,8 +189,8 @@ def main() -> None:
         fontsize=10,
     )
     fig.tight_layout()
-    fig.savefig(FIGURES / "memory_editing.png", dpi=120)
-    print(f"wrote {FIGURES / 'memory_editing.png'} in {summary['seconds']:.0f} s")
+    fig.savefig(FIGURES / f"{name}.png", dpi=120)
+    print(f"wrote {FIGURES / name}.png in {summary['seconds']:.0f} s")
 
 
 if __name__ == "__main__":
