@@ -122,6 +122,8 @@ def test_train_and_eval(tmp_path, capsys):
         == 0
     )
     table = json.loads((ev / "eval.json").read_text())
+    for row in table["rows"]:
+        assert row["board_low"] <= row["board_accuracy"] <= row["board_high"]
     assert [(r["multiplier"], r["votes"]) for r in table["rows"]] == [
         (1, 1),
         (1, 2),

@@ -471,6 +471,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from ..data.sudoku import sudoku_dataset
     from ..experiments import sudoku as S
+    from ..experiments.sudoku_eval import wilson_interval
 
     with out.opened():
         puzzles, solutions = sudoku_dataset(settings.split, settings.n, seed=0)
@@ -492,6 +493,9 @@ def run_eval(args: argparse.Namespace) -> int:
                 blocks=blocks,
                 votes=k,
             )
+            solved = round(metrics["board_accuracy"] * settings.n)
+            low, high = wilson_interval(solved, settings.n)
+            metrics.update(board_low=low, board_high=high)
             rows.append({"blocks": blocks, "multiplier": m, "votes": k, **metrics})
         result = {
             "split": settings.split,
