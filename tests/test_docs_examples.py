@@ -53,7 +53,13 @@ EXECUTED_PAGES = sorted(
 )
 
 # Modules whose public names must all appear in the API reference.
-DOCUMENTED_MODULES = ("hopkur", "hopkur.data", "hopkur.nn", "hopkur.experiments")
+DOCUMENTED_MODULES = (
+    "hopkur",
+    "hopkur.data",
+    "hopkur.nn",
+    "hopkur.experiments",
+    "hopkur.experiments.objects",
+)
 
 PAGE_TIMEOUT = 600  # seconds, per page
 

@@ -1,7 +1,28 @@
-"""AKOrN object discovery (AKOrN's binding experiment, MODELS.md §7): networks with
-oscillators and their non-oscillator baselines, contrastive training, segmentation by
-clustering the final states, and FG-ARI / MBO evaluation beside trivial references."""
+"""Unsupervised object discovery with AKOrN (issue 22): networks, training, and
+evaluation as AKOrN evaluates, on the generated images of
+[`hopkur.data.multi_object`][].
 
+Networks: [`hopkur.experiments.objects.ObjectAKOrN`][] (oscillators with a conv or an
+attention coupling over patches) and its non-oscillator baseline
+[`hopkur.experiments.objects.ObjectItrNet`][] (AKOrN's ItrConv / ItrSA), trained with a
+contrastive objective ([`hopkur.experiments.objects.train_objects`][]).
+
+Evaluation: the final oscillator features of each image are clustered per image
+([`hopkur.experiments.objects.cluster_features`][], through
+[`hopkur.experiments.objects.segment`][]) and the segments are scored against the true
+instance masks by FG-ARI ([`hopkur.experiments.objects.fg_ari`][]) and MBO
+([`hopkur.experiments.objects.mbo`][]). Two trivial references, k-means over the true
+foreground's colours alone and over its positions alone, show what binding adds. These
+use scikit-learn, imported when first called.
+"""
+
+from ._metrics import (
+    cluster_features as cluster_features,
+    colour_reference as colour_reference,
+    fg_ari as fg_ari,
+    mbo as mbo,
+    position_reference as position_reference,
+)
 from ._networks import (
     AbstractObjectNetwork as AbstractObjectNetwork,
     ObjectAKOrN as ObjectAKOrN,
