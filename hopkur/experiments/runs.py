@@ -1,6 +1,11 @@
 """Configured runs of the research note's experiments, shared by `hopkur classify`,
 `hopkur edit` and `hopkur demo`: data loading, model construction, training and the
 metrics each run reports.
+
+This module is long because the configurations, their per-model defaults, the batch
+samplers of both tasks (one image, or pairs for the addition task) and the run
+functions are one protocol: `run_classify` and `run_edit` share the samplers, the
+optimiser settings and the metric conventions defined here.
 """
 
 import dataclasses
