@@ -10,7 +10,7 @@ seed 0, and scored on the whole digits test split (451 images).
 
     python scripts/ablation_kuramoto.py --steps 500 --out docs/figures/ablation_kuramoto
 
-writes ``<out>.json`` (every row's settings, accuracies and wall time) and ``<out>.md``
+writes ``<out>.json`` (every row's settings, accuracies and wall time) and ``<out>.txt``
 (the table of docs/reproducing.md). ``--rows`` runs a subset (names as in ROWS); rows
 already in ``<out>.json`` with the same settings and steps are kept, not re-run, so an
 interrupted ablation continues where it stopped. Rows can run in parallel processes
@@ -69,14 +69,13 @@ BEST = "best: the single changes that helped, combined"
 
 def best_changes(done: dict[str, dict]) -> dict | None:
     """The union of the changes of the single-setting rows whose test accuracy beats
-    the former defaults; `None` until all of them (and the defaults) are measured."""
-    names = ["former defaults", *RESEARCH]
-    if any(n not in done for n in names):
+    the former defaults, among those measured; `None` until the defaults are."""
+    if "former defaults" not in done:
         return None
     base = done["former defaults"]["test_accuracy"]
     changes: dict = {}
     for name in RESEARCH:
-        if done[name]["test_accuracy"] > base:
+        if name in done and done[name]["test_accuracy"] > base:
             changes.update(RESEARCH[name])
     return changes
 
@@ -123,7 +122,7 @@ def main(argv=None) -> None:
     for name in names:
         changes = best_changes(done) if name == BEST else ROWS[name]
         if changes is None:
-            print(f"{name}: needs every single-setting row first", flush=True)
+            print(f"{name}: needs the former defaults first", flush=True)
             continue
         config = _row_config(changes, args.steps, args.seed)
         settings = dataclasses.asdict(config)
@@ -151,7 +150,7 @@ def _write(out: Path, done: dict, args) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({"steps": args.steps, "seed": args.seed, "rows": rows}, indent=1)
     out.with_suffix(".json").write_text(text + "\n")
-    out.with_suffix(".md").write_text(_table(rows))
+    out.with_suffix(".txt").write_text(_table(rows))
 
 
 if __name__ == "__main__":
