@@ -121,7 +121,7 @@ def test_max_steps_is_the_solver_budget(getkey):
     with pytest.raises(Exception, match="max_steps|maximum number of"):
         jax.block_until_ready(model(images))
     assert np.all(np.isfinite(model(images, max_steps=4096)))
-    config = ClassifyConfig(model="hopfield", max_steps=7, extra=2)
+    config = ClassifyConfig(model="hopfield", max_steps=7, extra=2, x64=True)
     assert runs.make_classifier(config, 6).max_steps == 7  # pyright: ignore
     with pytest.raises(ValueError, match="max_steps"):
         KuramotoClassifier(6, 2, 3, 3, max_steps=0, key=getkey())
