@@ -29,6 +29,76 @@ from ._common import (
 LAGRANGIANS = ("tanh", "relu", "sigmoid", "identity")
 DATASETS = ("digits", "mnist5k", "mnist")
 OPTIMISERS = ("lion", "adam")
+SCHEDULES = ("staircase", "exponential", "constant")
+MODELS = ("hopfield", "kuramoto", "hopfield-kuramoto")
+
+# The per-model defaults of the settings left at None (a copy of
+# `hopkur.experiments.runs.MODEL_DEFAULTS`, which a test compares, so that the
+# parser's help needs no JAX import).
+MODEL_DEFAULTS = {
+    "hopfield": {
+        "dim": 4,
+        "graph_k": 0,
+        "interaction": "linear",
+        "lr": 1e-3,
+        "lr_schedule": "staircase",
+        "decay_every": 1000,
+        "noise": 0.25,
+        "encoding": "signed",
+        "class_start": "random",
+        "max_steps": 256,
+    },
+    "kuramoto": {
+        "dim": 4,
+        "graph_k": 0,
+        "interaction": "linear",
+        "lr": 1e-3,
+        "lr_schedule": "staircase",
+        "decay_every": 1000,
+        "noise": 0.25,
+        "encoding": "signed",
+        "class_start": "random",
+        "max_steps": 256,
+    },
+    "hopfield-kuramoto": {
+        "dim": 4,
+        "graph_k": 0,
+        "interaction": "linear",
+        "lr": 1e-3,
+        "lr_schedule": "staircase",
+        "decay_every": 1000,
+        "noise": 0.25,
+        "encoding": "signed",
+        "class_start": "random",
+        "max_steps": 256,
+    },
+}
+_SHORT = {"hopfield": "hopfield", "kuramoto": "kuramoto", "hopfield-kuramoto": "hk"}
+
+
+def per_model(name: str, oscillators_only: bool = False) -> str:
+    """The help text's default of a per-model setting, e.g. `(default: 4; kuramoto:
+    5)`: the Hopfield value, then the models whose value differs."""
+    values = {m: MODEL_DEFAULTS[m][name] for m in MODELS}
+    first = "kuramoto" if oscillators_only else "hopfield"
+    text = (
+        f"(default: {values[first]:g}"
+        if not isinstance(values[first], str)
+        else (f"(default: {values[first]}")
+    )
+    for m in MODELS:
+        if (
+            m != first
+            and values[m] != values[first]
+            and not (oscillators_only and m == "hopfield")
+        ):
+            v = values[m]
+            text += (
+                f"; {_SHORT[m]}: {v:g}"
+                if not isinstance(v, str)
+                else (f"; {_SHORT[m]}: {v}")
+            )
+    return text + ")"
 
 
 def check_graph_k(flag: str, k: int) -> None:
@@ -95,20 +165,57 @@ class ClassifySettings:
         choices=LAGRANGIANS,
         group="model",
     )
-    dim: int = setting(
-        4, "oscillator dimension D (>= 2)", minimum=2, maximum=64, group="model"
+    dim: int | None = setting(
+        None,
+        "oscillator dimension D (>= 2) " + per_model("dim", True),
+        minimum=2,
+        maximum=64,
+        group="model",
     )
-    graph_k: int = setting(
-        0,
-        "0: dense couplings; else neighbours of small-world graphs (even)",
+    graph_k: int | None = setting(
+        None,
+        "0: dense couplings; else neighbours of small-world graphs (even) "
+        + per_model("graph_k"),
         minimum=0,
         group="model",
     )
-    interaction: str = setting(
-        "linear",
-        "oscillator interaction per edge (relu needs --graph-k)",
+    interaction: str | None = setting(
+        None,
+        "oscillator interaction per edge (relu needs --graph-k) "
+        + per_model("interaction", True),
         choices=("linear", "relu"),
         group="model",
+    )
+    encoding: str | None = setting(
+        None,
+        "oscillator pixel encoding: f = 2p - 1 (signed), or f = (p - m)/(1 - m) "
+        "clipped to [-1, 1] with m the mean training pixel value (centred, as the "
+        "research code) " + per_model("encoding", True),
+        choices=("signed", "centred"),
+        group="model",
+    )
+    class_start: str | None = setting(
+        None,
+        "initial class oscillators: distinct trained unit vectors (random), or all "
+        "at the reference e1 (common, as the research code; the hidden ones stay "
+        "distinct) " + per_model("class_start", True),
+        choices=("random", "common"),
+        group="model",
+    )
+    max_steps: int | None = setting(
+        None,
+        "solver step budget of each forward solve " + per_model("max_steps"),
+        minimum=1,
+        maximum=1_000_000,
+        group="model",
+    )
+    task: str = setting(
+        "classify",
+        "classify: the digit of one image; addition: (a + b) mod 10 of two images "
+        "(hopfield, kuramoto: both images as inputs; hopfield-kuramoto: a on the "
+        "threshold units, b on the oscillators)",
+        choices=("classify", "addition"),
+        group="data",
     )
     data: str = data_settings()["data"]
     mnist_dir: str | None = data_settings()["mnist_dir"]
@@ -117,10 +224,25 @@ class ClassifySettings:
     optimiser: str = setting(
         "lion", "optax optimiser", choices=OPTIMISERS, group="training"
     )
-    lr: float = setting(1e-3, "learning rate", above=0, maximum=10.0, group="training")
-    decay_every: int = setting(
-        1000,
-        "halve the learning rate every so many steps (0: constant)",
+    lr: float | None = setting(
+        None,
+        "learning rate " + per_model("lr"),
+        above=0,
+        maximum=10.0,
+        group="training",
+    )
+    lr_schedule: str | None = setting(
+        None,
+        "staircase: halve the learning rate every --decay-every steps; exponential: "
+        "the continuous lr * 0.5^(step / decay-every) (the research code's); "
+        "constant " + per_model("lr_schedule"),
+        choices=SCHEDULES,
+        group="training",
+    )
+    decay_every: int | None = setting(
+        None,
+        "steps per halving of the learning rate (0: constant) "
+        + per_model("decay_every"),
         minimum=0,
         group="training",
     )
@@ -130,9 +252,10 @@ class ClassifySettings:
     batch_size: int = setting(
         50, "images per step", minimum=1, maximum=1_000_000, group="training"
     )
-    noise: float = setting(
-        0.25,
-        "std of Gaussian noise added to training images (regulariser; 0: none)",
+    noise: float | None = setting(
+        None,
+        "std of Gaussian noise added to training images (regulariser; 0: none) "
+        + per_model("noise"),
         minimum=0,
         maximum=100.0,
         group="training",
@@ -156,10 +279,15 @@ class ClassifySettings:
     x64: bool = x64_setting()
     no_figures: bool = setting(False, "write no figures", on_resume="free")
 
+    def value(self, name: str):
+        """A setting, or the model's default where it is left unset."""
+        value = getattr(self, name)
+        return MODEL_DEFAULTS[self.model][name] if value is None else value
+
     def check(self) -> None:
         data_source(self.data, self.mnist_dir)
-        check_graph_k("--graph-k", self.graph_k)
-        if self.interaction == "relu" and not self.graph_k:
+        check_graph_k("--graph-k", self.value("graph_k"))
+        if self.value("interaction") == "relu" and not self.value("graph_k"):
             raise UsageError("--interaction relu needs a small-world graph (--graph-k)")
 
     def classify_config(self):
@@ -215,11 +343,13 @@ def load_data(config):
         raise UsageError(text[0] if text else type(error).__name__) from None
 
 
-def check_graph_fits(flag: str, k: int, data, extra: int) -> None:
+def check_graph_fits(
+    flag: str, k: int, data, extra: int, task: str = "classify"
+) -> None:
     """A small-world graph needs fewer neighbours `k` than the network has units (the
-    pixels of `data`, `extra` hidden units and the 10 class units): settings the data
-    make impossible fail before any run."""
-    units = data[0].shape[1] + extra + 10
+    pixels of `data` (twice for the addition task), `extra` hidden units and the 10
+    class units): settings the data make impossible fail before any run."""
+    units = data[0].shape[1] * (2 if task == "addition" else 1) + extra + 10
     if k >= units:
         raise UsageError(
             f"{flag} must be smaller than the network's {units} units; got {k}"
@@ -278,7 +408,7 @@ def run_command(args: argparse.Namespace) -> int:
     config = settings.classify_config()
     setup_jax(settings)
     data = load_data(config)
-    check_graph_fits("--graph-k", config.graph_k, data, config.extra)
+    check_graph_fits("--graph-k", config.graph_k, data, config.extra, config.task)
     if out.resume and not out.file("checkpoint.eqx").exists():
         raise UsageError(f"--resume: no checkpoint.eqx in {out.path}")
     start = time.perf_counter()
@@ -299,7 +429,7 @@ def run_command(args: argparse.Namespace) -> int:
                 "learning_curve.png",
                 figures.learning_curves(
                     {config.model: metrics["learning_curve"]},
-                    f"hopkur classify: {config.model} on {config.data}",
+                    f"hopkur classify: {config.model} on {config.data} ({config.task})",
                 ),
             )
             out.save_figure(
@@ -323,7 +453,8 @@ def run_command(args: argparse.Namespace) -> int:
         out.complete()
     if not args.quiet:
         print(
-            f"hopkur classify: {config.model} on {config.data}: test accuracy "
+            f"hopkur classify: {config.model} on {config.data} ({config.task}): test "
+            "accuracy "
             f"{metrics['test_accuracy']:.4f} (train {metrics['train_accuracy']:.4f}), "
             f"{metrics['parameters']} parameters, {metrics['wall_time_s']:.0f} s\n"
             f"results in {out.path}",

@@ -11,6 +11,7 @@ from .classifiers import (
     HopfieldClassifier as HopfieldClassifier,
     HopfieldKuramotoClassifier as HopfieldKuramotoClassifier,
     KuramotoClassifier as KuramotoClassifier,
+    oscillator_centre as oscillator_centre,
 )
 from .correction import (
     ContextEncoder as ContextEncoder,
@@ -25,6 +26,7 @@ from .editing import (
     make_edited_classifier as make_edited_classifier,
 )
 from .runs import (
+    addition_pairs as addition_pairs,
     ClassifyConfig as ClassifyConfig,
     EditConfig as EditConfig,
     load_dataset as load_dataset,

@@ -7,16 +7,25 @@ rtol 1e-3, atol 1e-6), and the class scores $\ell_c$ are read from the last `C` 
 - `HopfieldClassifier`: `P + extra + C` threshold units; initial state: the pixels,
   then zeros; scores: the final states of the last `C` units.
 - `KuramotoClassifier`: `P + 1 + extra + C` oscillators; pixel $p$ starts at
-  $(f, \sqrt{1 - f^2}, 0, \dots)$ with $f = 2p - 1$, the reference oscillator at $e_1$,
-  the others at trained unit vectors; scores: $x_c \cdot x_\text{ref}$ at $t = 1$.
+  $(f, \sqrt{1 - f^2}, 0, \dots)$ with $f = (p - m)/(1 - m)$ clipped to $[-1, 1]$
+  (`encoding`: `"signed"` is $m = 1/2$, i.e. $f = 2p - 1$; `"centred"` is $m$ = the
+  mean pixel value of the training images, as in the research code), the reference
+  oscillator at $e_1$, the others at trained unit vectors (or, `class_start="common"`,
+  the class oscillators all at $e_1$); scores: $x_c \cdot x_\text{ref}$ at $t = 1$.
 - `HopfieldKuramotoClassifier`: `P + 1 + extra + C` units with both; initial states as
-  above; scores: the final threshold states of the last `C` units.
+  above; scores: the final threshold states of the last `C` units. With
+  `binding=True` it takes two images: the first on the threshold units, the second
+  (the *context*) on the oscillators (the note's MNIST addition).
 
 The reference oscillator (index `P`) starts at $e_1$, the direction against which the
 pixel oscillators encode their values; reading the class oscillators against its
 *final* state makes the readout invariant under a common rotation. The extra and class
-oscillators start at trained, distinct unit vectors (never all at one point, which
-would be an equilibrium with vanishing gradients).
+oscillators start at trained, distinct unit vectors. Starting *every* oscillator at one
+point is an equilibrium where the gradients with respect to the oscillator parameters
+vanish (MODELS.md §4.3). `class_start="common"` puts only the class oscillators at one
+point, the reference $e_1$, as the research code does; the pixel oscillators are spread
+by the image and the hidden ones keep distinct trained starts, so the state is no
+equilibrium and the class oscillators separate under their different couplings.
 
 The loss is $\frac1B\sum_b \sum_c (\ell_c - (2\,\mathrm{onehot}_c - 1))^2$
 (`classification_loss`) and the prediction is $\arg\max_c \ell_c$.
@@ -50,11 +59,17 @@ from .._system import AbstractEnergySystem
 from ._batch import solve_batch
 
 
-#: Integration time, tolerances and step budget of the forward pass (MODELS.md §4).
+#: Integration time, tolerances and default step budget of the forward pass
+#: (MODELS.md §4; the research code allows 5,000 steps).
 T1 = 1.0
 RTOL = 1e-3
 ATOL = 1e-6
 MAX_STEPS = 256
+
+#: Pixel encodings of the oscillator classifiers (see `oscillator_centre`).
+ENCODINGS = ("signed", "centred")
+#: Initial states of the class oscillators.
+CLASS_STARTS = ("random", "common")
 
 LAGRANGIANS = {
     "tanh": hopkur.lagrangian_tanh,
@@ -103,6 +118,47 @@ def _graph(call: str, n: int, k: int | None, *, key: PRNGKeyArray) -> np.ndarray
             f"[2, {n}); got {k!r}."
         )
     return np.asarray(hopkur.small_world_edges(key, n, k, 0.1))
+
+
+def _check_max_steps(call: str, max_steps) -> int:
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+        raise ValueError(
+            f"`{call}(max_steps=...)` must be an integer >= 1; got {max_steps!r}."
+        )
+    return max_steps
+
+
+def oscillator_centre(encoding: str, train_images: ArrayLike | None = None) -> float:
+    r"""The pixel value $m$ that the oscillator encoding maps to the equator
+    $f = 0$: pixel $p$ starts at $(f, \sqrt{1-f^2}, 0, \dots)$ with
+    $f = \operatorname{clip}\big((p - m)/(1 - m), -1, 1\big)$.
+
+    **Arguments:**
+
+    - `encoding`: `"signed"` ($m = 1/2$: $f = 2p - 1$, black pixels at $-e_1$) or
+        `"centred"` ($m$ = the mean of every pixel of `train_images`: the research
+        code's encoding, which maps black pixels to $-m/(1 - m)$ and white ones to 1).
+    - `train_images`: the training images (needed for `"centred"`).
+
+    **Returns:**
+
+    $m$, a float in $[0, 1)$.
+    """
+    if encoding == "signed":
+        return 0.5
+    if encoding != "centred":
+        raise ValueError(
+            f"`oscillator_centre(encoding=...)` must be one of {ENCODINGS}; got "
+            f"{encoding!r}."
+        )
+    if train_images is None:
+        raise ValueError("`oscillator_centre('centred')` needs `train_images`.")
+    m = float(np.mean(np.clip(np.asarray(train_images, np.float64), 0, 1)))
+    if not 0 <= m < 1:
+        raise ValueError(
+            f"`oscillator_centre`: the mean pixel value must be in [0, 1); got {m}."
+        )
+    return m
 
 
 def classification_loss(
@@ -172,17 +228,19 @@ class AbstractClassifier(eqx.Module):
     def __call__(
         self,
         images: Float[ArrayLike, "b p"],
-        contexts: Float[ArrayLike, "b p"] | None = None,
+        contexts: Float[ArrayLike, "b q"] | None = None,
         *,
-        max_steps: int = MAX_STEPS,
+        max_steps: int | None = None,
     ) -> Float[Array, "b c"]:
         """Class scores of a batch of images.
 
         **Arguments:**
 
         - `images`: flat images, shape `(B, P)`.
-        - `contexts`: context images `(B, P)`, for models that take one.
-        - `max_steps`: the solver's step budget. (Keyword only argument.)
+        - `contexts`: context images `(B, Q)`, for models that take one.
+        - `max_steps`: the solver's step budget; default the classifier's own
+            `max_steps` field if it has one, else `MAX_STEPS` (256). (Keyword only
+            argument.)
 
         **Returns:**
 
@@ -199,9 +257,10 @@ class AbstractClassifier(eqx.Module):
         else:
             contexts = jnp.asarray(contexts, self.dtype)
             y0 = jax.vmap(self.initial_state)(images, contexts)
-        y1 = solve_batch(
-            self.system, y0, t1=T1, rtol=RTOL, atol=ATOL, max_steps=max_steps
-        )
+        budget: int = getattr(self, "max_steps", MAX_STEPS)
+        if max_steps is not None:
+            budget = max_steps
+        y1 = solve_batch(self.system, y0, t1=T1, rtol=RTOL, atol=ATOL, max_steps=budget)
         return jax.vmap(self.readout)(y1)
 
 
@@ -235,6 +294,7 @@ class HopfieldClassifier(AbstractClassifier):
     lagrangian: Callable
     num_inputs: int = eqx.field(static=True)
     num_classes: int = eqx.field(static=True)
+    max_steps: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -244,6 +304,7 @@ class HopfieldClassifier(AbstractClassifier):
         *,
         lagrangian: str | Callable = "tanh",
         graph_k: int | None = None,
+        max_steps: int = MAX_STEPS,
         dtype=None,
         key: PRNGKeyArray,
     ):
@@ -256,6 +317,8 @@ class HopfieldClassifier(AbstractClassifier):
             (Keyword only argument.)
         - `graph_k`: `None` for dense weights, or the (even) number of neighbours of a
             small-world graph that masks them. (Keyword only argument.)
+        - `max_steps`: the solver's step budget of the forward pass. (Keyword only
+            argument.)
         - `dtype`: floating dtype of the parameters. (Keyword only argument.)
         - `key`: a `jax.random.key`. (Keyword only argument.)
 
@@ -275,6 +338,7 @@ class HopfieldClassifier(AbstractClassifier):
         self.lagrangian = _lagrangian(call, lagrangian)
         self.num_inputs = num_inputs
         self.num_classes = num_classes
+        self.max_steps = _check_max_steps(call, max_steps)
 
     @property
     def num_units(self) -> int:
@@ -340,6 +404,7 @@ class _OscillatorParts(NamedTuple):
     dtype: Any
     kuramoto: hopkur.Kuramoto
     initial: Float[Array, "m d"]
+    centre: Float[Array, ""]
 
 
 def _oscillator_parts(
@@ -352,35 +417,61 @@ def _oscillator_parts(
     interaction: str,
     dtype,
     *,
+    pixel_centre: float | int,
+    class_start: str,
     coupling_key: PRNGKeyArray,
     initial_key: PRNGKeyArray,
 ) -> _OscillatorParts:
     """The construction shared by the two oscillator classifiers: checks, the number
-    of units (pixels, reference, hidden, classes), the Kuramoto model and the trained
-    initial hidden and class oscillators."""
+    of units (pixels, reference, hidden, classes), the Kuramoto model, the trained
+    initial hidden (and, `class_start="random"`, class) oscillators and the pixel
+    centre $m$ of the encoding."""
     _check_sizes(
         call, num_inputs=num_inputs, num_extra=num_extra, num_classes=num_classes
     )
     if not isinstance(dim, int) or dim < 2:
         raise ValueError(f"`{call}(dim=...)` must be an integer >= 2; got {dim!r}.")
+    if class_start not in CLASS_STARTS:
+        raise ValueError(
+            f"`{call}(class_start=...)` must be one of {CLASS_STARTS}; got "
+            f"{class_start!r}."
+        )
+    if isinstance(pixel_centre, bool) or not 0 <= pixel_centre < 1:
+        raise ValueError(
+            f"`{call}(pixel_centre=...)` must be a number in [0, 1); got "
+            f"{pixel_centre!r}."
+        )
     dtype = _dtype(dtype)
     n = num_inputs + 1 + num_extra + num_classes
     coupling = _oscillator_coupling(
         call, n, dim, graph_k, interaction, dtype, key=coupling_key
     )
-    initial = hopkur.random_sphere(
-        (num_extra + num_classes,), dim, key=initial_key, dtype=dtype
-    )
-    return _OscillatorParts(n, dtype, hopkur.Kuramoto(coupling), initial)
+    trained = num_extra + (num_classes if class_start == "random" else 0)
+    initial = hopkur.random_sphere((trained,), dim, key=initial_key, dtype=dtype)
+    centre = jnp.asarray(pixel_centre, dtype)
+    return _OscillatorParts(n, dtype, hopkur.Kuramoto(coupling), initial, centre)
 
 
-def _initial_oscillators(image, num_units: int, initial) -> Float[Array, "n d"]:
-    """The oscillators' initial state: the pixels encoded, the reference at $e_1$,
-    then the trained hidden and class oscillators (normalised)."""
+def _initial_oscillators(
+    image, num_units: int, initial, centre, num_common: int
+) -> Float[Array, "n d"]:
+    """The oscillators' initial state: the pixels encoded with $f = (p - m)/(1 - m)$,
+    the reference at $e_1$, the trained hidden (and class) oscillators (normalised),
+    then `num_common` class oscillators at $e_1$."""
     dim = initial.shape[1]
     ref = reference_oscillator(dim, dtype=initial.dtype)[None]
-    fill = jnp.concatenate([ref, hopkur.normalise(initial)])
-    return encode_oscillators(image, num_units, dim, fill=fill)
+    common = jnp.broadcast_to(ref, (num_common, dim))
+    fill = jnp.concatenate([ref, hopkur.normalise(initial), common])
+    # encode_oscillators maps q to 2 q - 1: q = (f + 1) / 2 gives f
+    image = jnp.asarray(image, initial.dtype)
+    shifted = ((image - centre) / (1 - centre) + 1) / 2
+    return encode_oscillators(shifted, num_units, dim, fill=fill)
+
+
+def _oscillator_filter(module) -> PyTree[bool]:
+    # every floating array but the (fixed) pixel centre of the encoding
+    spec = _every_floating_array(module)
+    return eqx.tree_at(lambda m: m.centre, spec, replace=False)
 
 
 class KuramotoClassifier(AbstractClassifier):
@@ -388,18 +479,23 @@ class KuramotoClassifier(AbstractClassifier):
 
     Oscillators: `num_inputs` pixel oscillators, one reference oscillator (index
     `num_inputs`), `num_extra` hidden and `num_classes` class oscillators, all on
-    $S^{D-1}$. Pixel $p$ starts at $(f, \sqrt{1-f^2}, 0, \dots)$ with $f = 2p - 1$ (see
-    `hopkur.data.encode_oscillators`), the reference at $e_1$, the others at trained
-    unit vectors `initial`. The score of class $c$ is $x_c(1)\cdot x_\text{ref}(1)$, in
-    $[-1, 1]$. Couplings: a dense linear matrix, or a small-world graph with a linear or
-    relu interaction per edge; no natural frequencies (a common $\Omega$ could not
-    change the rotation-invariant readout).
+    $S^{D-1}$. Pixel $p$ starts at $(f, \sqrt{1-f^2}, 0, \dots)$ with
+    $f = \operatorname{clip}((p - m)/(1 - m), -1, 1)$ (see
+    `hopkur.data.encode_oscillators`; $m = 1/2$ gives $f = 2p - 1$), the reference at
+    $e_1$, the others at trained unit vectors `initial` (or the class oscillators at
+    $e_1$). The score of class $c$ is $x_c(1)\cdot x_\text{ref}(1)$, in $[-1, 1]$.
+    Couplings: a dense linear matrix, or a small-world graph with a linear or relu
+    interaction per edge; no natural frequencies (a common $\Omega$ could not change
+    the rotation-invariant readout).
     """
 
     kuramoto: hopkur.Kuramoto
     initial: Float[Array, "m d"]
+    centre: Float[Array, ""]
     num_inputs: int = eqx.field(static=True)
     num_classes: int = eqx.field(static=True)
+    class_start: str = eqx.field(static=True)
+    max_steps: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -410,6 +506,9 @@ class KuramotoClassifier(AbstractClassifier):
         *,
         graph_k: int | None = None,
         interaction: str = "linear",
+        pixel_centre: float | int = 0.5,
+        class_start: str = "random",
+        max_steps: int = MAX_STEPS,
         dtype=None,
         key: PRNGKeyArray,
     ):
@@ -422,12 +521,22 @@ class KuramotoClassifier(AbstractClassifier):
             neighbours of a small-world graph (per-edge parameters
             $\mathcal N(0, 1/k)$). (Keyword only argument.)
         - `interaction`: `"linear"` or (graphs only) `"relu"`. (Keyword only argument.)
+        - `pixel_centre`: the pixel value $m$ mapped to $f = 0$ (see
+            [`hopkur.experiments.oscillator_centre`][]): $1/2$ (the default) gives
+            $f = 2p - 1$. (Keyword only argument.)
+        - `class_start`: `"random"`: the class oscillators start at trained, distinct
+            unit vectors; `"common"`: all at the reference $e_1$, as in the research
+            code (the hidden oscillators keep distinct trained starts, so the initial
+            state is no equilibrium, MODELS.md §4.3). (Keyword only argument.)
+        - `max_steps`: the solver's step budget of the forward pass. (Keyword only
+            argument.)
         - `dtype`: floating dtype. (Keyword only argument.)
         - `key`: a `jax.random.key`. (Keyword only argument.)
         """
+        call = "KuramotoClassifier"
         ckey, ikey = jr.split(key)
         parts = _oscillator_parts(
-            "KuramotoClassifier",
+            call,
             num_inputs,
             num_extra,
             num_classes,
@@ -435,18 +544,24 @@ class KuramotoClassifier(AbstractClassifier):
             graph_k,
             interaction,
             dtype,
+            pixel_centre=pixel_centre,
+            class_start=class_start,
             coupling_key=ckey,
             initial_key=ikey,
         )
         self.kuramoto = parts.kuramoto
         self.initial = parts.initial
+        self.centre = parts.centre
         self.num_inputs = num_inputs
         self.num_classes = num_classes
+        self.class_start = class_start
+        self.max_steps = _check_max_steps(call, max_steps)
 
     @property
     def num_units(self) -> int:
         """$N$ (pixels, reference, hidden and class oscillators)."""
-        return self.num_inputs + 1 + self.initial.shape[0]
+        common = self.num_classes if self.class_start == "common" else 0
+        return self.num_inputs + 1 + self.initial.shape[0] + common
 
     @property
     def dim(self) -> int:
@@ -459,13 +574,16 @@ class KuramotoClassifier(AbstractClassifier):
 
     def initial_state(self, image, context=None):
         _no_context("KuramotoClassifier", context)
-        return _initial_oscillators(image, self.num_units, self.initial)
+        common = self.num_classes if self.class_start == "common" else 0
+        return _initial_oscillators(
+            image, self.num_units, self.initial, self.centre, common
+        )
 
     def readout(self, y):
         return y[-self.num_classes :] @ y[self.num_inputs]
 
     def trainable_filter(self) -> PyTree[bool]:
-        return _every_floating_array(self)
+        return _oscillator_filter(self)
 
     @property
     def dtype(self) -> np.dtype:
@@ -479,6 +597,12 @@ class HopfieldKuramotoClassifier(AbstractClassifier):
     reference at index `num_inputs`); the scores are the last `num_classes` threshold
     states at $t = 1$. Trained: Hopfield weights and biases, oscillator couplings, the
     per-edge coefficients $c_{ij}$ and the initial hidden and class oscillators.
+
+    With `binding=True` the model is called as `model(images, contexts)`: the image
+    goes to the threshold units only (pixels, then zeros) and the context image to the
+    oscillators only (encoded as above). This is the note's MNIST-addition setting,
+    where the answer needs both, so the two kinds of unit must be bound through the
+    coefficients $c_{ij}$.
     """
 
     weights: Float[Array, "n n"]
@@ -487,8 +611,12 @@ class HopfieldKuramotoClassifier(AbstractClassifier):
     kuramoto: hopkur.Kuramoto
     coupling: hopkur.NetworkCoupling
     initial: Float[Array, "m d"]
+    centre: Float[Array, ""]
     num_inputs: int = eqx.field(static=True)
     num_classes: int = eqx.field(static=True)
+    class_start: str = eqx.field(static=True)
+    binding: bool = eqx.field(static=True)
+    max_steps: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -500,19 +628,36 @@ class HopfieldKuramotoClassifier(AbstractClassifier):
         lagrangian: str | Callable = "tanh",
         graph_k: int | None = None,
         interaction: str = "linear",
+        pixel_centre: float | int = 0.5,
+        class_start: str = "random",
+        binding: bool = False,
+        max_steps: int = MAX_STEPS,
         dtype=None,
         key: PRNGKeyArray,
     ):
         r"""**Arguments:**
 
         - `num_inputs`, `num_extra`, `num_classes`, `lagrangian`: as for
-            [`hopkur.experiments.HopfieldClassifier`][].
+            [`hopkur.experiments.HopfieldClassifier`][] (`num_inputs`: the pixels of
+            one image; with `binding`, of the image and of the context alike).
         - `dim`, `interaction`: as for [`hopkur.experiments.KuramotoClassifier`][].
         - `graph_k`: `None` for dense oscillator couplings and an all-to-all coupling
             graph (every pair has a coefficient $c_{ij}$), or the neighbours of the
             small-world graphs used for both. (Keyword only argument.)
+        - `binding`: `False`: one image seen by both kinds of unit; `True`: the image
+            on the threshold units and a context image on the oscillators. (Keyword
+            only argument.)
         - `dtype`: floating dtype. (Keyword only argument.)
         - `key`: a `jax.random.key`. (Keyword only argument.)
+        - `pixel_centre`: the pixel value $m$ mapped to $f = 0$ (see
+            [`hopkur.experiments.oscillator_centre`][]): $1/2$ (the default) gives
+            $f = 2p - 1$. (Keyword only argument.)
+        - `class_start`: `"random"`: the class oscillators start at trained, distinct
+            unit vectors; `"common"`: all at the reference $e_1$, as in the research
+            code (the hidden oscillators keep distinct trained starts, so the initial
+            state is no equilibrium, MODELS.md §4.3). (Keyword only argument.)
+        - `max_steps`: the solver's step budget of the forward pass. (Keyword only
+            argument.)
 
         Coefficients $c_{ij}$ start as $\mathcal N(0, 10^{-4})$.
         """
@@ -527,6 +672,8 @@ class HopfieldKuramotoClassifier(AbstractClassifier):
             graph_k,
             interaction,
             dtype,
+            pixel_centre=pixel_centre,
+            class_start=class_start,
             coupling_key=ckey,
             initial_key=ikey,
         )
@@ -542,8 +689,14 @@ class HopfieldKuramotoClassifier(AbstractClassifier):
             jnp.asarray(edges), 1e-2 * jr.normal(hkey, (edges.shape[0],), dtype)
         )
         self.initial = parts.initial
+        self.centre = parts.centre
         self.num_inputs = num_inputs
         self.num_classes = num_classes
+        self.class_start = class_start
+        if not isinstance(binding, bool):
+            raise ValueError(f"`{call}(binding=...)` must be a bool; got {binding!r}.")
+        self.binding = binding
+        self.max_steps = _check_max_steps(call, max_steps)
 
     @property
     def num_units(self) -> int:
@@ -564,15 +717,25 @@ class HopfieldKuramotoClassifier(AbstractClassifier):
         )
 
     def initial_state(self, image, context=None):
-        _no_context("HopfieldKuramotoClassifier", context)
-        x = _initial_oscillators(image, self.num_units, self.initial)
+        name = "HopfieldKuramotoClassifier"
+        if not self.binding:
+            _no_context(name, context)
+            context = image
+        elif context is None:
+            raise ValueError(
+                f"`{name}(binding=True)` needs a context image for the oscillators."
+            )
+        common = self.num_classes if self.class_start == "common" else 0
+        x = _initial_oscillators(
+            context, self.num_units, self.initial, self.centre, common
+        )
         return encode_hopfield(image, self.num_units), x
 
     def readout(self, y):
         return y[0][-self.num_classes :]
 
     def trainable_filter(self) -> PyTree[bool]:
-        return _every_floating_array(self)
+        return _oscillator_filter(self)
 
     @property
     def dtype(self) -> np.dtype:

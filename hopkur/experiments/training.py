@@ -33,6 +33,7 @@ from ._io import atomic_save_eqx, InputFileError
 
 
 OPTIMISERS = ("lion", "adam")
+SCHEDULES = ("staircase", "exponential", "constant")
 
 
 @ft.lru_cache(maxsize=64)
@@ -42,18 +43,28 @@ def make_optimiser(
     *,
     decay_every: int | None = None,
     decay_rate: float = 0.5,
+    schedule: str = "staircase",
 ) -> optax.GradientTransformation:
-    """An optax optimiser: `optax.lion` (with optax's default weight decay 1e-3) or
-    `optax.adam`, with an optional staircase schedule that multiplies the learning rate
-    by `decay_rate` every `decay_every` steps (the research note: halve every 1000).
+    r"""An optax optimiser: `optax.lion` (with optax's default weight decay 1e-3) or
+    `optax.adam`, with a learning-rate schedule.
+
+    With `decay_every` $= T$ and `decay_rate` $= \gamma$, the learning rate at step
+    $t$ is $\eta_0\,\gamma^{\lfloor t/T\rfloor}$ for `"staircase"` (multiplied by
+    $\gamma$ every $T$ steps: the halving every 1000 steps of hopkur's classifiers) and
+    $\eta_0\,\gamma^{t/T}$ for `"exponential"` (`optax.exponential_decay` without
+    staircase: the continuous decay of the research code, which equals the staircase
+    at multiples of $T$). `"constant"`, or no `decay_every`, keeps $\eta_0$.
 
     **Arguments:**
 
     - `name`: `"lion"` or `"adam"`.
-    - `learning_rate`: the initial learning rate.
-    - `decay_every`: steps between decays; `None` for a constant rate. (Keyword only
+    - `learning_rate`: the initial learning rate $\eta_0$.
+    - `decay_every`: steps $T$ per factor `decay_rate`; `None` for a constant rate.
+        (Keyword only argument.)
+    - `decay_rate`: the factor $\gamma$ per `decay_every` steps. (Keyword only
         argument.)
-    - `decay_rate`: the factor applied at each decay. (Keyword only argument.)
+    - `schedule`: `"staircase"`, `"exponential"` or `"constant"`. (Keyword only
+        argument.)
 
     **Returns:**
 
@@ -63,19 +74,27 @@ def make_optimiser(
         raise ValueError(
             f"`make_optimiser(name=...)` must be one of {OPTIMISERS}; got {name!r}."
         )
+    if schedule not in SCHEDULES:
+        raise ValueError(
+            f"`make_optimiser(schedule=...)` must be one of {SCHEDULES}; got "
+            f"{schedule!r}."
+        )
     if not learning_rate > 0:
         raise ValueError(
             "`make_optimiser(learning_rate=...)` must be positive; got "
             f"{learning_rate}."
         )
-    schedule: Any = learning_rate
-    if decay_every:
-        schedule = optax.exponential_decay(
-            learning_rate, decay_every, decay_rate, staircase=True
+    lr: Any = learning_rate
+    if decay_every and schedule != "constant":
+        lr = optax.exponential_decay(
+            learning_rate,
+            decay_every,
+            decay_rate,
+            staircase=schedule == "staircase",
         )
     if name == "lion":
-        return optax.lion(schedule)
-    return optax.adam(schedule)
+        return optax.lion(lr)
+    return optax.adam(lr)
 
 
 @eqx.filter_jit
