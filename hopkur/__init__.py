@@ -76,7 +76,9 @@ from ._kuramoto import (
     Kuramoto as Kuramoto,
     kuramoto_energy as kuramoto_energy,
     kuramoto_vector_field as kuramoto_vector_field,
+    lag_rotation as lag_rotation,
     MeanFieldCoupling as MeanFieldCoupling,
+    with_phase_lag as with_phase_lag,
 )
 from ._lagrangians import (
     lagrangian_identity as lagrangian_identity,
@@ -115,10 +117,13 @@ from ._sphere import (
     random_sphere as random_sphere,
 )
 from ._synchrony import (
+    bimodal_frequencies as bimodal_frequencies,
+    gaussian_frequencies as gaussian_frequencies,
     kuramoto_order_theory as kuramoto_order_theory,
     lorentzian_frequencies as lorentzian_frequencies,
     order_parameter as order_parameter,
     planar_rotations as planar_rotations,
+    uniform_frequencies as uniform_frequencies,
 )
 from ._system import AbstractEnergySystem as AbstractEnergySystem
 

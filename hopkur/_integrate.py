@@ -35,8 +35,9 @@ import jax.tree_util as jtu
 import lineax as lx
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from jaxtyping import Array, ArrayLike, Bool, PyTree
+from jaxtyping import Array, ArrayLike, Bool, PRNGKeyArray, PyTree
 
+from . import _noise
 from ._custom_types import Args, RealScalarLike
 from ._system import AbstractEnergySystem
 
@@ -527,8 +528,11 @@ def simulate(
     throw: bool = True,
     progress_meter: dfx.AbstractProgressMeter = dfx.NoProgressMeter(),
     retract: bool = True,
+    noise: PyTree[ArrayLike] | None = None,
+    key: PRNGKeyArray | None = None,
 ) -> dfx.Solution:
-    r"""Integrates `model` from `y0` over $[t_0, t_1]$ with `diffrax.diffeqsolve`.
+    r"""Integrates `model` from `y0` over $[t_0, t_1]$ with `diffrax.diffeqsolve`, or
+    with `noise`, the Stratonovich SDE of MODELS.md §6.
 
     A thin, `eqx.filter_jit`-compiled wrapper: the arguments keep `diffeqsolve`'s
     names and the diffrax `Solution` is returned unchanged (`sol.ys` has a leading axis
@@ -573,6 +577,32 @@ def simulate(
     - `retract`: keep oscillators on their spheres (see above). With
       `diffrax.BacksolveAdjoint`, whose backward solve integrates an augmented state,
       pass `retract=False`.
+    - `noise`: the noise amplitude $\sigma \ge 0$, a number, or a pytree with the
+      structure of `y0` whose leaves (numbers, or arrays broadcastable to the state's
+      leaves) give each part its own amplitude, `0` where a part has none. `None`
+      (default): no noise, an ODE. See "Noise" below.
+    - `key`: a `jax.random.key`, from which the Brownian path is drawn; required with
+      `noise`.
+
+    **Noise.** With `noise`, the solve integrates the Stratonovich SDE
+    $dx_i = f_i(x)\,dt + \sigma P_{x_i} \circ dW_i$, $P_x = I - x x^\top$, for
+    oscillators (isotropic noise in the tangent space of the sphere; at $D = 2$,
+    $d\theta_i = \dots\,dt + \sigma\,dW_i$, phase diffusion $\sigma^2/2$) and
+    $dx = f\,dt + \sigma\,dW$ for threshold units (additive noise: Langevin dynamics of
+    the Hopfield energy). Each component has its own independent Brownian motion. The
+    tangent projector is the derivative of `model.retract` at the state, so every
+    model gets it without configuration. The defaults change so that a user need not
+    choose: `solver` becomes `diffrax.Heun()` (converges to the Stratonovich solution,
+    strong order 1/2 and weak order 1; its steps are retracted as above, so
+    $|x_i| = 1$ holds to float precision), and `stepsize_controller` becomes
+    `diffrax.ConstantStepSize()`, with steps of size `dt0`, which must be given. The
+    Brownian increments are then drawn per step from `key` (the same key, `t0` and
+    `dt0` give the same path, under `jit`, `vmap` and `grad` alike; gradients flow
+    through the solve with the default adjoint). An explicitly given adaptive
+    `stepsize_controller` is used with a `diffrax.VirtualBrownianTree` of tolerance
+    `dt0/2` instead (about ten times slower per step). A solver passed explicitly is
+    used as it is: `diffrax.Euler()` would converge to the Itô solution, a
+    different SDE.
 
     **Returns:**
 
@@ -586,8 +616,9 @@ def simulate(
       whose sign differs from `t1 - t0`, a `max_steps` that is not a positive integer
       (or `None` with an infinite `t1`), an `rtol`/`atol` of a `diffrax.PIDController`
       (also inside `diffrax.ClipStepSizeController`) that is NaN, infinite or negative
-      (or both zero), a `y0` with NaN or infinite values, and an oscillator row of `y0`
-      of norm zero.
+      (or both zero), a `y0` with NaN or infinite values, an oscillator row of `y0`
+      of norm zero, a `noise` that is negative, NaN or infinite or does not match the
+      structure of `y0`, and `noise` without a `key` or without a `dt0`.
     - `equinox.EquinoxRuntimeError` (with `throw=True`) for the same problems of
       traced values (`y0`, `t0`, `t1` under `jit`: checked inside the solve, before it
       starts) and for a failed solve, with diffrax's message or, for a state that
@@ -613,6 +644,7 @@ def simulate(
     )
     _check_controller(call, stepsize_controller)
     _check_initial_state(call, model, y0)
+    _noise.check_noise(call, noise, key, dt0, y0)
     options = dict(
         t0=t0,
         t1=t1,
@@ -626,6 +658,8 @@ def simulate(
         throw=throw,
         progress_meter=progress_meter,
         retract=retract,
+        noise=noise,
+        key=key,
     )
     return _simulate(model, y0, args, **_given(options, simulate))
 
@@ -673,11 +707,19 @@ def _retracting(solver, model, retract: bool):
 
 @eqx.filter_jit
 def _simulate(model, y0, args, **options):
+    given = set(options)
     options = {**_keyword_defaults(simulate), **options}
     t0, t1, dt0, event = (options[k] for k in ("t0", "t1", "dt0", "event"))
     solver, adjoint, throw = options["solver"], options["adjoint"], options["throw"]
+    controller, noise = options["stepsize_controller"], options["noise"]
     call = "hopkur.simulate"
     y0 = _as_arrays(y0)
+    if noise is not None:
+        # the defaults of a noisy solve (see the docstring)
+        if "solver" not in given:
+            solver = dfx.Heun()
+        if "stepsize_controller" not in given:
+            controller = dfx.ConstantStepSize()
     solver, retraction = _retracting(solver, model, options["retract"])
     if retraction is not None:
         y0 = retraction(y0)
@@ -685,8 +727,22 @@ def _simulate(model, y0, args, **options):
         call, y0, t0, t1, t1_infinite_ok=event is not None, throw=throw
     )
     vector_field = _hoisted(model, y0, adjoint).vector_field
+    terms = dfx.ODETerm(vector_field)
+    if noise is not None:
+        path = _noise.brownian_path(
+            y0,
+            options["key"],
+            t0,
+            t1,
+            dt0,
+            _noise.is_constant_step(controller),
+        )
+        diffusion = _noise.Diffusion(
+            model_retraction(model), _noise.noise_tree(noise, y0)
+        )
+        terms = dfx.MultiTerm(terms, dfx.ControlTerm(diffusion, path))
     sol = dfx.diffeqsolve(
-        dfx.ODETerm(vector_field),
+        terms,
         solver,
         t0,
         t1,
@@ -694,7 +750,7 @@ def _simulate(model, y0, args, **options):
         y0,
         args,
         saveat=options["saveat"],
-        stepsize_controller=options["stepsize_controller"],
+        stepsize_controller=controller,
         adjoint=adjoint,
         event=event,
         max_steps=options["max_steps"],
@@ -983,7 +1039,9 @@ def simulate_batch(
       devices, or a one-dimensional `jax.sharding.Mesh` (also one over the devices of
       several processes). (Keyword only argument.)
     - `**kwargs`: the keyword arguments of [`hopkur.simulate`][] (`t1`, `saveat`,
-      `solver`, ...).
+      `solver`, ...). With `noise`, `key` is split into one key per trajectory
+      (`jax.random.split(key, batch)`), so every trajectory has its own independent
+      Brownian path, and trajectory `b` equals `hopkur.simulate(..., key=keys[b])`.
 
     **Returns:**
 
@@ -1005,9 +1063,15 @@ def simulate_batch(
                 "initial states; they must match."
             )
 
+    # One Brownian path per trajectory: the key is split over the batch.
+    keys = None
+    if kwargs.get("noise") is not None:
+        key = kwargs.pop("key", None)
+        _noise.check_noise(call, kwargs["noise"], key, kwargs.get("dt0"), y0s)
+        keys = jax.random.split(_noise.typed_key(key), batch)
     kwargs = tuple(sorted(kwargs.items()))
     if devices is None:
-        return _run_batch(params, y0s, args, static, kwargs, batch_model, None)
+        return _run_batch(params, y0s, keys, args, static, kwargs, batch_model, None)
 
     mesh = _make_mesh(devices)
     count = mesh.devices.size
@@ -1023,32 +1087,36 @@ def simulate_batch(
     y0s = jax.device_put(jtu.tree_map(pad, y0s), spec)
     if batch_model:
         params = jax.device_put(jtu.tree_map(pad, params), spec)
-    out = _run_batch(params, y0s, args, static, kwargs, batch_model, mesh)
+    if keys is not None:
+        keys = jax.device_put(pad(keys), spec)
+    out = _run_batch(params, y0s, keys, args, static, kwargs, batch_model, mesh)
     if padded != batch:
         arrays, rest = eqx.partition(out, eqx.is_array)
         out = eqx.combine(jtu.tree_map(lambda a: a[:batch], arrays), rest)
     return out
 
 
-def _vmapped_simulate(params, y0s, args, static, kwargs, batch_model):
-    def one(p, y0):
-        return simulate(eqx.combine(p, static), y0, args, **dict(kwargs))
+def _vmapped_simulate(params, y0s, keys, args, static, kwargs, batch_model):
+    def one(p, y0, key):
+        extra = {} if key is None else {"key": key}
+        return simulate(eqx.combine(p, static), y0, args, **dict(kwargs), **extra)
 
-    return eqx.filter_vmap(one, in_axes=(0 if batch_model else None, 0))(params, y0s)
+    in_axes = (0 if batch_model else None, 0, None if keys is None else 0)
+    return eqx.filter_vmap(one, in_axes=in_axes)(params, y0s, keys)
 
 
 @eqx.filter_jit
-def _run_batch(params, y0s, args, static, kwargs, batch_model, mesh):
+def _run_batch(params, y0s, keys, args, static, kwargs, batch_model, mesh):
     if mesh is None:
-        return _vmapped_simulate(params, y0s, args, static, kwargs, batch_model)
+        return _vmapped_simulate(params, y0s, keys, args, static, kwargs, batch_model)
     # `shard_map` passes arrays only: the non-array parts of `args` are closed over,
     # and those of the solution (static fields) are recovered from the trace.
     args_arrays, args_static = eqx.partition(args, eqx.is_array)
     out_static = []
 
-    def local(p, ys, a):
+    def local(p, ys, ks, a):
         a = eqx.combine(a, args_static)
-        out = _vmapped_simulate(p, ys, a, static, kwargs, batch_model)
+        out = _vmapped_simulate(p, ys, ks, a, static, kwargs, batch_model)
         arrays, rest = eqx.partition(out, eqx.is_array)
         out_static.append(rest)
         return arrays
@@ -1057,8 +1125,13 @@ def _run_batch(params, y0s, args, static, kwargs, batch_model, mesh):
     out_arrays = jax.shard_map(
         local,
         mesh=mesh,
-        in_specs=(batched if batch_model else replicated, batched, replicated),
+        in_specs=(
+            batched if batch_model else replicated,
+            batched,
+            batched,
+            replicated,
+        ),
         out_specs=batched,
         check_vma=False,
-    )(params, y0s, args_arrays)
+    )(params, y0s, keys, args_arrays)
     return eqx.combine(out_arrays, out_static[0])

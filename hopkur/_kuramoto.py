@@ -119,22 +119,139 @@ def _check_num_oscillators(coupling: AbstractOscillatorCoupling, n: int) -> None
         )
 
 
-class DenseCoupling(AbstractOscillatorCoupling):
+def _optional_float(x):
+    return None if x is None else float_array(x)
+
+
+def lag_rotation(
+    phase_lag: Float[ArrayLike, ""],
+    dim: int,
+    generator: Float[ArrayLike, "d d"] | None = None,
+    dtype: Any = None,
+) -> Float[Array, "d d"]:
+    r"""The rotation $R_\alpha$ that a phase lag $\alpha$ applies to a neighbour's
+    state before it drives an oscillator (MODELS.md §6).
+
+    $R_\alpha = e^{-\alpha A}$ with $A$ the generator, by default the rotation
+    generator of the $(e_1, e_2)$ plane, $A = e_2 e_1^\top - e_1 e_2^\top$ (the
+    $\begin{pmatrix}0 & -1\\ 1 & 0\end{pmatrix}$ of
+    [`hopkur.planar_rotations`][], embedded): it turns $e_1$ towards $-e_2$ by
+    $\alpha$ and leaves $e_3, \dots, e_D$ unchanged. At $D = 2$,
+    $R_\alpha(\cos\theta, \sin\theta) = (\cos(\theta - \alpha),
+    \sin(\theta - \alpha))$: the neighbour's phase lags by $\alpha$, which gives the
+    Sakaguchi–Kuramoto model $\dot\theta_i = \omega_i + \sum_j K_{ij}
+    \sin(\theta_j - \theta_i - \alpha)$.
+
+    **Arguments:**
+
+    - `phase_lag`: the lag $\alpha$ (radians), a scalar.
+    - `dim`: the oscillator dimension $D \ge 2$.
+    - `generator`: an optional $D\times D$ generator $A$, antisymmetrised on use (then
+      $R_\alpha = \exp(-\alpha A)$, a rotation for any $A$). `None`: the $(e_1, e_2)$
+      plane.
+    - `dtype`: the floating dtype (default: that of `phase_lag`).
+
+    **Returns:**
+
+    The rotation matrix $R_\alpha$, shape `(D, D)`; the coupling uses
+    $\tilde x_j = R_\alpha x_j$ in place of $x_j$.
+    """
+    alpha = jnp.asarray(phase_lag) if dtype is None else jnp.asarray(phase_lag, dtype)
+    alpha = float_array(alpha)
+    if generator is not None:
+        a = antisymmetrise(jnp.asarray(generator, alpha.dtype))
+        return jax.scipy.linalg.expm(-alpha * a)
+    c, s = jnp.cos(alpha), jnp.sin(alpha)
+    plane = jnp.stack([jnp.stack([c, s]), jnp.stack([-s, c])])
+    rotation = jnp.eye(dim, dtype=alpha.dtype)
+    return rotation.at[:2, :2].set(plane)
+
+
+class _AbstractLagged(AbstractOscillatorCoupling):
+    # The phase lag shared by the couplings that take one (dense, mean-field, edge):
+    # the fields, their checks, the rotated neighbour states and the symmetry test.
+    phase_lag: eqx.AbstractVar[Float[Array, ""] | None]
+    lag_generator: eqx.AbstractVar[Float[Array, "d d"] | None]
+
+    def _check_lag(self, call: str) -> None:
+        if self.phase_lag is not None:
+            check_shape(call, "phase_lag", self.phase_lag, ())
+            check_finite(call, "phase_lag", self.phase_lag)
+        if self.lag_generator is not None:
+            if self.phase_lag is None:
+                raise ValueError(
+                    f"`{call}(lag_generator=...)` needs a `phase_lag` (the angle of "
+                    "the rotation it generates); got phase_lag=None."
+                )
+            shape = jnp.shape(self.lag_generator)
+            if len(shape) != 2 or shape[0] != shape[1] or shape[0] < 2:
+                raise ValueError(
+                    f"`{call}(lag_generator=...)` must have shape (D, D) with D >= 2 "
+                    f"(antisymmetrised on use); got {shape}."
+                )
+            check_finite(call, "lag_generator", self.lag_generator)
+
+    def _lagged(self, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
+        # the neighbour states as they drive: x_j, or R_alpha x_j with a lag
+        if self.phase_lag is None:
+            return x
+        d = x.shape[-1]
+        if self.lag_generator is not None and self.lag_generator.shape[0] != d:
+            raise ValueError(
+                f"`{type(self).__name__}(lag_generator=...)` has shape "
+                f"{self.lag_generator.shape} for oscillators of dimension D = {d}."
+            )
+        rotation = lag_rotation(self.phase_lag, d, self.lag_generator, x.dtype)
+        return x @ rotation.T
+
+    def _lag_free(self) -> Bool[Array, ""]:
+        if self.phase_lag is None:
+            return _true()
+        return jnp.abs(self.phase_lag) <= tolerance(self.phase_lag)
+
+    def _lag_dim(self) -> int | None:
+        return None if self.lag_generator is None else self.lag_generator.shape[0]
+
+
+_LAG_DOC = """- `phase_lag`: an optional phase lag $\\alpha$ (radians, a scalar): each
+  neighbour's state is rotated by [`hopkur.lag_rotation`][] $R_\\alpha$ before it
+  drives an oscillator, $d_i = \\sum_j K_{ij} R_\\alpha x_j$. At $D = 2$ this is the
+  Sakaguchi–Kuramoto model $\\dot\\theta_i = \\omega_i + \\sum_j K_{ij}
+  \\sin(\\theta_j - \\theta_i - \\alpha)$; for $D > 2$ the rotation turns the
+  $(e_1, e_2)$ plane (or the plane(s) of `lag_generator`). With $\\alpha \\ne 0$ the
+  drive is not a gradient: `is_symmetric()` is false, so is the model's
+  `is_gradient_system`, and `energy` (still that of $\\alpha = 0$) can rise. `None`
+  (default): no lag.
+- `lag_generator`: an optional $D\\times D$ generator $A$ of the lag rotation,
+  $R_\\alpha = e^{-\\alpha A}$ (antisymmetrised on use); `None`: the $(e_1, e_2)$
+  plane.
+"""
+
+
+class DenseCoupling(_AbstractLagged):
     r"""Linear coupling with a dense matrix: $\varphi_{ij}(s) = K_{ij} s$, with
     $K = (W + W^\top)/2$ and its diagonal ignored (each pair once; self-coupling is
     constant on the sphere).
 
     $d = K X$, $E_{int} = -\tfrac12 \sum_{i \ne j} K_{ij}\, x_i\cdot x_j$: two matrix
     products, no Gram matrix. For the classical all-to-all model pass `K/N * ones` (or
-    use [`hopkur.MeanFieldCoupling`][], which is $O(N D)$).
+    use [`hopkur.MeanFieldCoupling`][], which is $O(N D)$). With a phase lag,
+    $d = K X R_\alpha^\top$.
     """
 
     weights: Float[Array, "n n"] = eqx.field(converter=float_array)
+    phase_lag: Float[Array, ""] | None = eqx.field(
+        default=None, converter=_optional_float
+    )
+    lag_generator: Float[Array, "d d"] | None = eqx.field(
+        default=None, converter=_optional_float
+    )
 
     def __check_init__(self):
         n = jnp.shape(self.weights)[0] if jnp.ndim(self.weights) else 0
         check_shape("DenseCoupling", "weights", self.weights, (n, n))
         check_finite("DenseCoupling", "weights", self.weights)
+        self._check_lag("DenseCoupling")
 
     @property
     def matrix(self) -> Float[Array, "n n"]:
@@ -148,13 +265,13 @@ class DenseCoupling(AbstractOscillatorCoupling):
 
     @property
     def dim(self):
-        return None
+        return self._lag_dim()
 
     def _hoisted(self, x):
         return self
 
     def is_symmetric(self):
-        return _true()
+        return self._lag_free()
 
     def is_rotation_invariant(self, omega):
         del omega
@@ -164,7 +281,7 @@ class DenseCoupling(AbstractOscillatorCoupling):
         _check_num_oscillators(self, n)
 
     def drive(self, x):
-        return self.matrix @ x
+        return self.matrix @ self._lagged(x)
 
     def energy(self, x):
         return -0.5 * jnp.sum(x * (self.matrix @ x))
@@ -175,22 +292,30 @@ DenseCoupling.__init__.__doc__ = """**Arguments:**
 - `weights`: the coupling matrix $W$, shape `(N, N)`; symmetrised on use, diagonal
   ignored. Positive entries synchronise. Integer or boolean values are converted to
   the default floating dtype.
-"""
+""" + _LAG_DOC.replace("\\\\", "\\")
 
 
-class MeanFieldCoupling(AbstractOscillatorCoupling):
+class MeanFieldCoupling(_AbstractLagged):
     r"""All-to-all linear coupling of equal strength, $K_{ij} = K/N$ ($i \ne j$): the
     classical Kuramoto model, in $O(N D)$.
 
     $d_i = \frac{K}{N}\big(\sum_j x_j - x_i\big)$,
-    $E_{int} = -\frac{K}{2N}\big(\|\sum_i x_i\|^2 - \sum_i \|x_i\|^2\big)$.
+    $E_{int} = -\frac{K}{2N}\big(\|\sum_i x_i\|^2 - \sum_i \|x_i\|^2\big)$. With a
+    phase lag, $d_i = \frac{K}{N} R_\alpha\big(\sum_j x_j - x_i\big)$.
     """
 
     strength: Float[Array, ""] = eqx.field(converter=float_array)
+    phase_lag: Float[Array, ""] | None = eqx.field(
+        default=None, converter=_optional_float
+    )
+    lag_generator: Float[Array, "d d"] | None = eqx.field(
+        default=None, converter=_optional_float
+    )
 
     def __check_init__(self):
         check_shape("MeanFieldCoupling", "strength", self.strength, ())
         check_finite("MeanFieldCoupling", "strength", self.strength)
+        self._check_lag("MeanFieldCoupling")
 
     @property
     def num_oscillators(self):
@@ -198,13 +323,13 @@ class MeanFieldCoupling(AbstractOscillatorCoupling):
 
     @property
     def dim(self):
-        return None
+        return self._lag_dim()
 
     def _hoisted(self, x):
         return self
 
     def is_symmetric(self):
-        return _true()
+        return self._lag_free()
 
     def is_rotation_invariant(self, omega):
         del omega
@@ -215,7 +340,8 @@ class MeanFieldCoupling(AbstractOscillatorCoupling):
 
     def drive(self, x):
         n = x.shape[0]
-        return (self.strength / n) * (jnp.sum(x, axis=0, keepdims=True) - x)
+        y = self._lagged(x)
+        return (self.strength / n) * (jnp.sum(y, axis=0, keepdims=True) - y)
 
     def energy(self, x):
         n = x.shape[0]
@@ -227,10 +353,10 @@ MeanFieldCoupling.__init__.__doc__ = """**Arguments:**
 
 - `strength`: the coupling strength $K$ (a scalar); each pair is coupled by $K/N$.
   Integer or boolean values are converted to the default floating dtype.
-"""
+""" + _LAG_DOC.replace("\\\\", "\\")
 
 
-class EdgeCoupling(AbstractOscillatorCoupling):
+class EdgeCoupling(_AbstractLagged):
     r"""Coupling over an undirected edge list with a scalar interaction per edge:
     $E_{int} = -\sum_{e=(i,j)} \varphi_e(x_i\cdot x_j)$,
     $d_i = \sum_{j \sim i} \varphi'_{ij}(x_i \cdot x_j)\, x_j$.
@@ -266,12 +392,21 @@ class EdgeCoupling(AbstractOscillatorCoupling):
 
     The energy $E_{int}$ is evaluated `"dense"` or `"segment"` by the same density
     rule (it needs no scatter-add); `"native"` concerns the drive.
+
+    With a phase lag the neighbour's state is rotated before it enters,
+    $d_i = \sum_{j\sim i}\varphi'_{ij}(x_i\cdot R_\alpha x_j)\, R_\alpha x_j$ (for the
+    linear interaction, $\sum_j K_{ij} R_\alpha x_j$, as [`hopkur.DenseCoupling`][]);
+    the two directions of an edge then differ, and the drive is evaluated
+    `"segment"`-wise whatever `method` says (the compiled kernels and the dense form
+    assume a symmetric pair term).
     """
 
     graph: EdgeGraph
     interaction: AbstractInteraction
     n: int | None = eqx.field(static=True)
     method: str = eqx.field(static=True)
+    phase_lag: Float[Array, ""] | None
+    lag_generator: Float[Array, "d d"] | None
 
     def __init__(
         self,
@@ -279,11 +414,16 @@ class EdgeCoupling(AbstractOscillatorCoupling):
         interaction: AbstractInteraction,
         n: int | None = None,
         method: str = "auto",
+        *,
+        phase_lag: ArrayLike | None = None,
+        lag_generator: ArrayLike | None = None,
     ):
         self.graph = EdgeGraph.of(edges, n)
         self.interaction = interaction
         self.n = n
         self.method = method
+        self.phase_lag = _optional_float(phase_lag)
+        self.lag_generator = _optional_float(lag_generator)
 
     @property
     def edges(self) -> Int[Array, "e 2"]:
@@ -308,6 +448,7 @@ class EdgeCoupling(AbstractOscillatorCoupling):
                 f"`EdgeCoupling(interaction=...)` has per-edge parameters for {e} "
                 f"edges; `edges` has {self.edges.shape[0]}."
             )
+        self._check_lag("EdgeCoupling")
 
     @property
     def num_oscillators(self):
@@ -315,10 +456,10 @@ class EdgeCoupling(AbstractOscillatorCoupling):
 
     @property
     def dim(self):
-        return None
+        return self._lag_dim()
 
     def is_symmetric(self):
-        return _true()
+        return self._lag_free()
 
     def is_rotation_invariant(self, omega):
         del omega
@@ -337,7 +478,7 @@ class EdgeCoupling(AbstractOscillatorCoupling):
 
     def evaluation_method(self, n: int, dtype: Any = None) -> str:
         """The evaluation of the drive for `n` oscillators: `"native"`, `"segment"` or
-        `"dense"` (resolves `method="auto"`; see above).
+        `"dense"` (resolves `method="auto"`; see above; `"segment"` with a phase lag).
 
         **Arguments:**
 
@@ -349,6 +490,8 @@ class EdgeCoupling(AbstractOscillatorCoupling):
 
         `"native"`, `"segment"` or `"dense"`.
         """
+        if self.phase_lag is not None:
+            return "segment"
         if self.method == "native":
             return "native"
         if self.method == "auto" and _native.usable(
@@ -384,6 +527,8 @@ class EdgeCoupling(AbstractOscillatorCoupling):
         return eqx.tree_at(lambda c: c.graph, self, graph)
 
     def drive(self, x):
+        if self.phase_lag is not None:
+            return self._lagged_drive(x)
         method = self.evaluation_method(x.shape[0], x.dtype)
         if method == "native":
             if not _native.supports(self.interaction, x.dtype):
@@ -406,6 +551,17 @@ class EdgeCoupling(AbstractOscillatorCoupling):
         _, _, s = self.graph.overlaps(x)
         return self.graph.weighted_sum(self.interaction.derivative(s), x)
 
+    def _lagged_drive(self, x):
+        # both directions of every edge: R x_j drives x_i, R x_i drives x_j
+        i, j = self.edges[:, 0], self.edges[:, 1]
+        y = self._lagged(x)
+        yi, yj = y[i], y[j]
+        to_i = self.interaction.derivative(jnp.sum(x[i] * yj, axis=-1))
+        to_j = self.interaction.derivative(jnp.sum(x[j] * yi, axis=-1))
+        return self.graph.sum_over_edges(
+            to_i[:, None] * yj, to_j[:, None] * yi, x.shape[0]
+        )
+
     def energy(self, x):
         if self._gram_method(x.shape[0]) == "dense":
             args, batch_size = self._dense_args(x)
@@ -426,7 +582,7 @@ EdgeCoupling.__init__.__doc__ = """**Arguments:**
 - `n`: the number of oscillators, if known (checks the edges' range at construction).
 - `method`: `"auto"` (default), `"segment"` or `"dense"`: how the drive and energy are
   evaluated (same results up to float rounding; see above).
-"""
+""" + _LAG_DOC.replace("$d_i = \\sum_j K_{ij} R_\\alpha x_j$", "see above")
 
 
 class BlockCoupling(AbstractOscillatorCoupling):
@@ -742,3 +898,67 @@ class Kuramoto(AbstractEnergySystem):
                 jnp.max(jnp.abs(self.field @ omega.T)) <= tolerance(self.field, omega)
             )
         return ok
+
+
+def with_phase_lag(
+    coupling: Any,
+    phase_lag: ArrayLike,
+    *,
+    lag_generator: ArrayLike | None = None,
+) -> Any:
+    r"""A copy of `coupling` (or of a [`hopkur.Kuramoto`][] model's coupling) with the
+    phase lag $\alpha$: the neighbours' states are rotated by
+    [`hopkur.lag_rotation`][] $R_\alpha$ before they drive an oscillator (at $D = 2$
+    the Sakaguchi–Kuramoto model; see [`hopkur.MeanFieldCoupling`][]).
+
+    The same as passing `phase_lag=` to the constructor, for a coupling that is
+    already built; and the one place that says which couplings cannot take a lag.
+
+    **Arguments:**
+
+    - `coupling`: a [`hopkur.DenseCoupling`][], [`hopkur.MeanFieldCoupling`][] or
+      [`hopkur.EdgeCoupling`][], or a [`hopkur.Kuramoto`][] model with one.
+    - `phase_lag`: the lag $\alpha$ (radians), a finite scalar.
+    - `lag_generator`: the generator $A$ of the rotation for $D > 2$ (see
+      [`hopkur.lag_rotation`][]). (Keyword only argument.)
+
+    **Returns:**
+
+    The coupling, or the model, with the lag.
+
+    **Raises:**
+
+    `ValueError` for a coupling whose drive is not a sum of neighbour states, which a
+    rotation of the neighbours could lag: [`hopkur.BlockCoupling`][] (its blocks
+    already are arbitrary linear maps: fold the rotation into them,
+    $J_{ij} R_\alpha$), [`hopkur.GroupedCoupling`][] (convolution, attention), the
+    Hopfield–Kuramoto couplings; and for a `phase_lag` that is not a finite scalar.
+    """
+    call = "hopkur.with_phase_lag"
+    if isinstance(coupling, Kuramoto):
+        inner = with_phase_lag(
+            coupling.coupling, phase_lag, lag_generator=lag_generator
+        )
+        return eqx.tree_at(lambda m: m.coupling, coupling, inner)
+    if not isinstance(coupling, _AbstractLagged):
+        hint = (
+            " (fold the rotation into the blocks: J_ij R_alpha)"
+            if isinstance(coupling, BlockCoupling)
+            else ""
+        )
+        raise ValueError(
+            f"`{call}(coupling=...)` must be a DenseCoupling, MeanFieldCoupling or "
+            "EdgeCoupling (or a Kuramoto model with one): only a drive that sums "
+            f"neighbour states can take a phase lag; a {type(coupling).__name__} "
+            f"cannot{hint}."
+        )
+    alpha = float_array(phase_lag)
+    check_shape(call, "phase_lag", alpha, ())
+    check_finite(call, "phase_lag", alpha)
+    generator = _optional_float(lag_generator)
+    fields = (lambda c: c.phase_lag, lambda c: c.lag_generator)
+    out = coupling
+    for where, value in zip(fields, (alpha, generator)):
+        out = eqx.tree_at(where, out, value, is_leaf=lambda v: v is None)
+    out._check_lag(type(out).__name__)
+    return out
