@@ -8,10 +8,11 @@ $$E_K(X) = -\sum_{(i,j)} \varphi_{ij}(x_i \cdot x_j) - \sum_i c_i \cdot x_i, \qq
 
 Positive coupling synchronises (the classical sign).
 
-This module is longer than 500 lines: it holds the oscillator couplings and the model
-that uses them. The couplings (`AbstractOscillatorCoupling` and the four final ones)
-are the natural module of their own; they stay here for now because the tests of the
-fast paths patch `EdgeCoupling`'s evaluation hooks on this module
+This module is longer than 500 lines: it holds the oscillator couplings (with the
+phase lag that three of them take, MODELS.md §6) and the model that uses them. The
+couplings (`AbstractOscillatorCoupling` and the four final ones) are the natural
+module of their own; they stay here for now because the tests of the fast paths
+patch `EdgeCoupling`'s evaluation hooks on this module
 (`hopkur._kuramoto.edge_drive_dense_batched`), and moving `EdgeCoupling` means moving
 those tests with it.
 """
@@ -168,49 +169,51 @@ def lag_rotation(
 
 
 class _AbstractLagged(AbstractOscillatorCoupling):
-    # The phase lag shared by the couplings that take one (dense, mean-field, edge):
-    # the fields, their checks, the rotated neighbour states and the symmetry test.
-    phase_lag: eqx.AbstractVar[Float[Array, ""] | None]
-    lag_generator: eqx.AbstractVar[Float[Array, "d d"] | None]
+    # The couplings that take a phase lag (dense, mean-field, edge); each has the
+    # fields `phase_lag` and `lag_generator`, read by the functions below.
+    pass
 
-    def _check_lag(self, call: str) -> None:
-        if self.phase_lag is not None:
-            check_shape(call, "phase_lag", self.phase_lag, ())
-            check_finite(call, "phase_lag", self.phase_lag)
-        if self.lag_generator is not None:
-            if self.phase_lag is None:
-                raise ValueError(
-                    f"`{call}(lag_generator=...)` needs a `phase_lag` (the angle of "
-                    "the rotation it generates); got phase_lag=None."
-                )
-            shape = jnp.shape(self.lag_generator)
-            if len(shape) != 2 or shape[0] != shape[1] or shape[0] < 2:
-                raise ValueError(
-                    f"`{call}(lag_generator=...)` must have shape (D, D) with D >= 2 "
-                    f"(antisymmetrised on use); got {shape}."
-                )
-            check_finite(call, "lag_generator", self.lag_generator)
 
-    def _lagged(self, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
-        # the neighbour states as they drive: x_j, or R_alpha x_j with a lag
-        if self.phase_lag is None:
-            return x
-        d = x.shape[-1]
-        if self.lag_generator is not None and self.lag_generator.shape[0] != d:
+def _check_lag(call: str, phase_lag, generator) -> None:
+    if phase_lag is not None:
+        check_shape(call, "phase_lag", phase_lag, ())
+        check_finite(call, "phase_lag", phase_lag)
+    if generator is not None:
+        if phase_lag is None:
             raise ValueError(
-                f"`{type(self).__name__}(lag_generator=...)` has shape "
-                f"{self.lag_generator.shape} for oscillators of dimension D = {d}."
+                f"`{call}(lag_generator=...)` needs a `phase_lag` (the angle of the "
+                "rotation it generates); got phase_lag=None."
             )
-        rotation = lag_rotation(self.phase_lag, d, self.lag_generator, x.dtype)
-        return x @ rotation.T
+        shape = jnp.shape(generator)
+        if len(shape) != 2 or shape[0] != shape[1] or shape[0] < 2:
+            raise ValueError(
+                f"`{call}(lag_generator=...)` must have shape (D, D) with D >= 2 "
+                f"(antisymmetrised on use); got {shape}."
+            )
+        check_finite(call, "lag_generator", generator)
 
-    def _lag_free(self) -> Bool[Array, ""]:
-        if self.phase_lag is None:
-            return _true()
-        return jnp.abs(self.phase_lag) <= tolerance(self.phase_lag)
 
-    def _lag_dim(self) -> int | None:
-        return None if self.lag_generator is None else self.lag_generator.shape[0]
+def _lagged(call: str, x: Float[Array, "n d"], phase_lag, generator):
+    # the neighbour states as they drive: x_j, or R_alpha x_j with a lag
+    if phase_lag is None:
+        return x
+    d = x.shape[-1]
+    if generator is not None and generator.shape[0] != d:
+        raise ValueError(
+            f"`{call}(lag_generator=...)` has shape {generator.shape} for oscillators "
+            f"of dimension D = {d}."
+        )
+    return x @ lag_rotation(phase_lag, d, generator, x.dtype).T
+
+
+def _lag_free(phase_lag) -> Bool[Array, ""]:
+    if phase_lag is None:
+        return _true()
+    return jnp.abs(phase_lag) <= tolerance(phase_lag)
+
+
+def _lag_dim(generator) -> int | None:
+    return None if generator is None else generator.shape[0]
 
 
 _LAG_DOC = """- `phase_lag`: an optional phase lag $\\alpha$ (radians, a scalar): each
@@ -251,7 +254,7 @@ class DenseCoupling(_AbstractLagged):
         n = jnp.shape(self.weights)[0] if jnp.ndim(self.weights) else 0
         check_shape("DenseCoupling", "weights", self.weights, (n, n))
         check_finite("DenseCoupling", "weights", self.weights)
-        self._check_lag("DenseCoupling")
+        _check_lag("DenseCoupling", self.phase_lag, self.lag_generator)
 
     @property
     def matrix(self) -> Float[Array, "n n"]:
@@ -265,13 +268,13 @@ class DenseCoupling(_AbstractLagged):
 
     @property
     def dim(self):
-        return self._lag_dim()
+        return _lag_dim(self.lag_generator)
 
     def _hoisted(self, x):
         return self
 
     def is_symmetric(self):
-        return self._lag_free()
+        return _lag_free(self.phase_lag)
 
     def is_rotation_invariant(self, omega):
         del omega
@@ -281,7 +284,9 @@ class DenseCoupling(_AbstractLagged):
         _check_num_oscillators(self, n)
 
     def drive(self, x):
-        return self.matrix @ self._lagged(x)
+        return self.matrix @ _lagged(
+            "DenseCoupling", x, self.phase_lag, self.lag_generator
+        )
 
     def energy(self, x):
         return -0.5 * jnp.sum(x * (self.matrix @ x))
@@ -315,7 +320,7 @@ class MeanFieldCoupling(_AbstractLagged):
     def __check_init__(self):
         check_shape("MeanFieldCoupling", "strength", self.strength, ())
         check_finite("MeanFieldCoupling", "strength", self.strength)
-        self._check_lag("MeanFieldCoupling")
+        _check_lag("MeanFieldCoupling", self.phase_lag, self.lag_generator)
 
     @property
     def num_oscillators(self):
@@ -323,13 +328,13 @@ class MeanFieldCoupling(_AbstractLagged):
 
     @property
     def dim(self):
-        return self._lag_dim()
+        return _lag_dim(self.lag_generator)
 
     def _hoisted(self, x):
         return self
 
     def is_symmetric(self):
-        return self._lag_free()
+        return _lag_free(self.phase_lag)
 
     def is_rotation_invariant(self, omega):
         del omega
@@ -340,7 +345,7 @@ class MeanFieldCoupling(_AbstractLagged):
 
     def drive(self, x):
         n = x.shape[0]
-        y = self._lagged(x)
+        y = _lagged("MeanFieldCoupling", x, self.phase_lag, self.lag_generator)
         return (self.strength / n) * (jnp.sum(y, axis=0, keepdims=True) - y)
 
     def energy(self, x):
@@ -448,7 +453,7 @@ class EdgeCoupling(_AbstractLagged):
                 f"`EdgeCoupling(interaction=...)` has per-edge parameters for {e} "
                 f"edges; `edges` has {self.edges.shape[0]}."
             )
-        self._check_lag("EdgeCoupling")
+        _check_lag("EdgeCoupling", self.phase_lag, self.lag_generator)
 
     @property
     def num_oscillators(self):
@@ -456,10 +461,10 @@ class EdgeCoupling(_AbstractLagged):
 
     @property
     def dim(self):
-        return self._lag_dim()
+        return _lag_dim(self.lag_generator)
 
     def is_symmetric(self):
-        return self._lag_free()
+        return _lag_free(self.phase_lag)
 
     def is_rotation_invariant(self, omega):
         del omega
@@ -554,7 +559,7 @@ class EdgeCoupling(_AbstractLagged):
     def _lagged_drive(self, x):
         # both directions of every edge: R x_j drives x_i, R x_i drives x_j
         i, j = self.edges[:, 0], self.edges[:, 1]
-        y = self._lagged(x)
+        y = _lagged("EdgeCoupling", x, self.phase_lag, self.lag_generator)
         yi, yj = y[i], y[j]
         to_i = self.interaction.derivative(jnp.sum(x[i] * yj, axis=-1))
         to_j = self.interaction.derivative(jnp.sum(x[j] * yi, axis=-1))
@@ -960,5 +965,5 @@ def with_phase_lag(
     out = coupling
     for where, value in zip(fields, (alpha, generator)):
         out = eqx.tree_at(where, out, value, is_leaf=lambda v: v is None)
-    out._check_lag(type(out).__name__)
+    _check_lag(type(out).__name__, alpha, generator)
     return out

@@ -40,6 +40,7 @@ COMMANDS = {
     "edit": "edit",
     "capacity": "capacity",
     "sudoku": "sudoku",
+    "objects": "objects",
     "bench": "bench",
     "kernels": "kernels",
 }

@@ -26,6 +26,7 @@ FIGURES = ROOT / "docs" / "figures"
 
 # Rough run times (s) on 2 cores, to start the longest scripts first.
 _EXPECTED = {
+    "sudoku_energy": 3000,
     "memory_editing": 600,
     "hopfield_capacity": 120,
     "kuramoto_transition": 90,

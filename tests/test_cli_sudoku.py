@@ -47,7 +47,9 @@ def test_solve_network_reports_honestly(capsys):
     puzzles, _ = sudoku_dataset("test", 3, seed=0)
     for puzzle in puzzles:
         text = "".join(map(str, puzzle))
-        code = main(["sudoku", "solve", text, "--json", "--votes", "2"])
+        code = main(
+            ["sudoku", "solve", text, "--json", "--votes", "2", "--max-starts", "2"]
+        )
         result = json.loads(capsys.readouterr().out)
         board = np.array([int(c) for c in result["board"]], dtype=np.int8)
         valid = bool(is_valid_solution(board, puzzle))
@@ -56,7 +58,10 @@ def test_solve_network_reports_honestly(capsys):
         if not valid:
             assert result["violations"] >= 0
     # The text output of an unsolved board never claims success.
-    code = main(["sudoku", "solve", "".join(map(str, puzzles[0])), "--votes", "1"])
+    code = main(
+        ["sudoku", "solve", "".join(map(str, puzzles[0])), "--votes", "2"]
+        + ["--max-starts", "2"]
+    )
     out = capsys.readouterr().out
     assert out.startswith("solved by the network") == (code == 0)
     assert out.startswith("NOT solved") == (code == 1)
@@ -117,6 +122,8 @@ def test_train_and_eval(tmp_path, capsys):
         == 0
     )
     table = json.loads((ev / "eval.json").read_text())
+    for row in table["rows"]:
+        assert row["board_low"] <= row["board_accuracy"] <= row["board_high"]
     assert [(r["multiplier"], r["votes"]) for r in table["rows"]] == [
         (1, 1),
         (1, 2),
@@ -156,3 +163,84 @@ def test_train_defaults_are_the_library_defaults_and_the_shipped_recipe():
         files("hopkur.checkpoints").joinpath("sudoku_akorn.json").read_text()
     )
     assert shipped == {k: S.DEFAULTS[k] for k in shipped}
+
+
+def _untrained_checkpoint(folder):
+    # A tiny untrained model: it cannot solve a 17-given puzzle in one start.
+    import equinox as eqx
+    import jax.random as jr
+
+    from hopkur.experiments import sudoku as S
+
+    config = {**S.DEFAULTS, "channels": 8, "blocks": 1, "steps": 1, "heads": 2}
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    eqx.tree_serialise_leaves(
+        str(folder / "checkpoint.eqx"), S.build_model(config, key=jr.key(0))
+    )
+    return folder
+
+
+ROYLE_17 = (
+    "000000010400000000020000000000050407008000300001090000300400200050100000000806000"
+)
+
+
+def test_solve_failure_lists_the_violated_constraints(tmp_path, capsys):
+    from hopkur.data.sudoku import constraint_violations, violated_units
+
+    folder = str(_untrained_checkpoint(tmp_path / "untrained"))
+    tiny = [
+        "--checkpoint",
+        folder,
+        "--votes",
+        "2",
+        "--max-starts",
+        "2",
+        "--blocks",
+        "1",
+    ]
+    assert main(["sudoku", "solve", ROYLE_17, "--json", *tiny]) == 1
+    result = json.loads(capsys.readouterr().out)
+    board = np.array([int(c) for c in result["board"]], dtype=np.int8)
+    puzzle = parse_puzzle(ROYLE_17)
+    assert not result["solved"] and not is_valid_solution(board, puzzle)
+    assert result["starts"] == 2 and result["violations"] > 0
+    assert result["violations"] == constraint_violations(board)
+    units = [(u["unit"], u["index"], u["digits"]) for u in result["violated_units"]]
+    assert units == violated_units(board)
+    assert result["changed_givens"] == []
+    # The text output says so first, lists the faulty units, then the grid as
+    # "NOT a solution".
+    assert main(["sudoku", "solve", ROYLE_17, *tiny]) == 1
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("NOT solved: no valid board in 2 random starts")
+    assert "solved by" not in out
+    assert any("givens changed: none" in line for line in lines)
+    kinds = {kind for kind, _, _ in units}
+    for kind, plural in (("row", "rows"), ("column", "columns"), ("box", "boxes")):
+        listed = any(line.startswith(f"  {plural} with a repeated") for line in lines)
+        assert listed == (kind in kinds)
+    grid_start = next(i for i, line in enumerate(lines) if "NOT a solution" in line)
+    digits = [int(ch) for ch in "".join(lines[grid_start + 1 :]) if ch.isdigit()]
+    assert digits == board.tolist()
+
+
+def test_solve_success_path(capsys):
+    # An easy puzzle: a test solution with 6 blanks; rounds continue until a start's
+    # board is valid.
+    _, solutions = sudoku_dataset("test", 1, seed=3)
+    puzzle = solutions[0].copy()
+    puzzle[np.random.default_rng(0).choice(81, 6, replace=False)] = 0
+    text = "".join(map(str, puzzle))
+    flags = ["--votes", "2", "--blocks", "8", "--max-starts", "8"]
+    assert main(["sudoku", "solve", text, "--json", *flags]) == 0
+    result = json.loads(capsys.readouterr().out)
+    board = np.array([int(c) for c in result["board"]], dtype=np.int8)
+    assert result["solved"] and is_valid_solution(board, puzzle)
+    assert result["violated_units"] == [] and result["changed_givens"] == []
+    assert 1 <= result["start"] + 1 <= result["starts"] <= 8
+    assert main(["sudoku", "solve", text, *flags]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("solved by the network") and "NOT" not in out

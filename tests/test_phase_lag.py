@@ -40,7 +40,9 @@ def test_sakaguchi_at_d2(seed):
     omega = hopkur.planar_rotations(jnp.asarray(freqs))
     edges = np.array([(i, j) for i in range(n) for j in range(i + 1, n)])
     expected = _sakaguchi(freqs, weights, theta, alpha)
-    couplings = [hopkur.DenseCoupling(weights, phase_lag=alpha)]
+    couplings: list[hopkur.AbstractOscillatorCoupling] = [
+        hopkur.DenseCoupling(weights, phase_lag=alpha)
+    ]
     for method in ("auto", "segment", "dense", "native"):
         interaction = hopkur.LinearInteraction(
             jnp.asarray(weights[edges.T[0], edges.T[1]])

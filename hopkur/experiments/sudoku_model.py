@@ -245,6 +245,28 @@ class SudokuAKOrN(eqx.Module):
         `(logits, energy)`: logits after each iteration, shape `(L, 81, 9)`, and the
         final energy.
         """
+        logits, energies = self.trace(puzzle, key=key, blocks=blocks, steps=steps)
+        return logits, energies[-1, -1]
+
+    def trace(
+        self,
+        puzzle: Int[Array, " 81"],
+        *,
+        key: PRNGKeyArray,
+        blocks: int | None = None,
+        steps: int | None = None,
+    ) -> tuple[Float[Array, "l 81 9"], Float[Array, "l t1"]]:
+        r"""The same run as `__call__`, returning every energy.
+
+        **Arguments:** as for `__call__`.
+
+        **Returns:**
+
+        `(logits, energies)`: logits after each iteration, shape `(L, 81, 9)`, and
+        the energies of iteration $\ell$'s states $x^{(0)}, \dots, x^{(T)}$ under its
+        stimulus $c_\ell$, shape `(L, T + 1)`; `energies[-1, -1]` is the final
+        energy `__call__` returns.
+        """
         _check_puzzle("SudokuAKOrN", puzzle)
         blocks = self.blocks if blocks is None else blocks
         base = self.embed[puzzle]
@@ -257,10 +279,10 @@ class SudokuAKOrN(eqx.Module):
             result = self.layer(x, c, steps=steps)
             m = self.readout(result.x)
             logits = affine(m, self.head.weight, self.head.bias)
-            return (result.x, base + self._feedback(m)), (logits, result.energies[-1])
+            return (result.x, base + self._feedback(m)), (logits, result.energies)
 
         _, (logits, energies) = jax.lax.scan(body, (x0, base), None, length=blocks)
-        return logits, energies[-1]
+        return logits, energies
 
 
 class SudokuTransformer(eqx.Module):

@@ -1,0 +1,256 @@
+"""Evaluating AKOrN Sudoku solvers: many random starts, energy voting, intervals.
+
+[`hopkur.experiments.sudoku_eval.run_starts`][] runs a model from `starts` random
+initial oscillator states per puzzle and keeps, for every start, the board, its final
+energy and its energy summed over the steps. The random start `j` of puzzle `i` is
+drawn from `fold_in(fold_in(key, j), i)`: it does not depend on the batching, on the
+number of starts or on the other puzzles, so the first 16 starts of a 256-start run are
+the starts of a 16-start run. [`hopkur.experiments.sudoku_eval.voting_curve`][] then
+votes among the first `K` starts for several `K` (nested: the information grows with
+`K`), by either energy, and reports every board accuracy with a Wilson 95% interval
+([`hopkur.experiments.sudoku_eval.wilson_interval`][]).
+"""
+
+import math
+import statistics
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import ArrayLike, Bool, Float, Int, Int8
+
+from ..data.sudoku import constraint_violations
+
+
+# The energies voting can rank starts by (the keys of `run_starts`' result).
+ENERGIES = {"final": "final_energy", "summed": "summed_energy"}
+
+
+def wilson_interval(
+    successes: int, n: int, confidence: float = 0.95
+) -> tuple[float, float]:
+    r"""The Wilson score interval of a binomial proportion.
+
+    With $\hat p = s / n$ and $z$ the standard normal quantile of
+    $(1 + \text{confidence}) / 2$, the interval is
+    $\big(\hat p + \tfrac{z^2}{2n} \pm z \sqrt{\hat p (1 - \hat p)/n + z^2/(4n^2)}\big)
+    / (1 + z^2/n)$. Unlike the normal approximation it stays inside $[0, 1]$ and is
+    not empty at $s = 0$ or $s = n$.
+
+    **Arguments:**
+
+    - `successes`: the number of successes $s$, in `0..n`.
+    - `n`: the number of trials (positive).
+    - `confidence`: the coverage, in `(0, 1)`.
+
+    **Returns:**
+
+    `(low, high)`, with `0 <= low <= s / n <= high <= 1`.
+    """
+    if n < 1:
+        raise ValueError(f"`wilson_interval(n=...)` must be >= 1; got {n}.")
+    if not 0 <= successes <= n:
+        raise ValueError(
+            f"`wilson_interval(successes=...)` must be in 0..{n}; got {successes}."
+        )
+    if not 0 < confidence < 1:
+        raise ValueError(
+            f"`wilson_interval(confidence=...)` must be in (0, 1); got {confidence}."
+        )
+    z = statistics.NormalDist().inv_cdf((1 + confidence) / 2)
+    p = successes / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    scale = 1 + z * z / n
+    low, high = (centre - spread) / scale, (centre + spread) / scale
+    # Exact ends at s = 0 and s = n (rounding would leave 1e-17 off).
+    low = 0.0 if successes == 0 else max(0.0, min(low, p))
+    high = 1.0 if successes == n else min(1.0, max(high, p))
+    return low, high
+
+
+def _trace(model, puzzle, key, blocks, steps):
+    """Logits of the last iteration, the final energy and the summed energy."""
+    if hasattr(model, "trace"):
+        logits, energies = model.trace(puzzle, key=key, blocks=blocks, steps=steps)
+        # Energies of the states after each step (x^(1)..x^(T)) of every iteration.
+        return logits[-1], energies[-1, -1], jnp.sum(energies[:, 1:])
+    logits, energy = model(puzzle, key=key, blocks=blocks, steps=steps)
+    return logits[-1], energy, energy
+
+
+@eqx.filter_jit
+def _starts_batch(model, puzzles, indices, start_ids, key, blocks, steps):
+    # puzzles (p, 81), indices (p,), start_ids (s,) -> boards (s, p, 81), energies.
+    def one(puzzle, index, start):
+        k = jr.fold_in(jr.fold_in(key, start), index)
+        logits, final, summed = _trace(model, puzzle, k, blocks, steps)
+        digits = jnp.argmax(logits, axis=-1).astype(puzzle.dtype) + 1
+        return jnp.where(puzzle > 0, puzzle, digits), final, summed
+
+    per_start = jax.vmap(one, in_axes=(0, 0, None))
+    return jax.vmap(per_start, in_axes=(None, None, 0))(puzzles, indices, start_ids)
+
+
+def run_starts(
+    model,
+    puzzles: Int[ArrayLike, "n 81"],
+    *,
+    key,
+    starts: int,
+    first_start: int = 0,
+    blocks: int | None = None,
+    steps: int | None = None,
+    batch: int = 50,
+    start_batch: int = 16,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Runs a Sudoku model from `starts` random initial states per puzzle.
+
+    **Arguments:**
+
+    - `model`: a [`hopkur.experiments.sudoku_model.SudokuAKOrN`][] (or a
+        [`hopkur.experiments.sudoku_model.SudokuTransformer`][], whose energies are 0).
+    - `puzzles`: integer array `(n, 81)`, `0` for blanks.
+    - `key`: a `jax.random.key`; start `j` of puzzle `i` uses
+        `fold_in(fold_in(key, j), i)`. (Keyword only argument.)
+    - `starts`: random starts per puzzle. (Keyword only argument.)
+    - `first_start`: the index `j` of the first start (to continue a run with more
+        starts). (Keyword only argument.)
+    - `blocks`, `steps`: iterations and Kuramoto steps per iteration (default: the
+        model's). (Keyword only arguments.)
+    - `batch`, `start_batch`: puzzles and starts per compiled call (memory, not
+        results). (Keyword only arguments.)
+    - `progress`: show a progress bar. (Keyword only argument.)
+
+    **Returns:**
+
+    A dictionary of numpy arrays: `"boards"` `(n, starts, 81)` (`int8`, givens
+    copied), `"final_energy"` and `"summed_energy"` `(n, starts)`: the energy of the
+    final state, and the sum over all iterations of the energies of the states after
+    each Kuramoto step (each under its iteration's stimulus).
+    """
+    if starts < 1:
+        raise ValueError(f"`run_starts(starts=...)` must be >= 1; got {starts}.")
+    if first_start < 0:
+        raise ValueError(
+            f"`run_starts(first_start=...)` must be >= 0; got {first_start}."
+        )
+    puzzles = np.asarray(puzzles).reshape(-1, 81).astype(np.int32)
+    n = puzzles.shape[0]
+    batch = max(1, min(batch, n))
+    start_batch = max(1, min(start_batch, starts))
+    boards = np.zeros((n, starts, 81), dtype=np.int8)
+    final = np.zeros((n, starts), dtype=np.float64)
+    summed = np.zeros((n, starts), dtype=np.float64)
+    chunks = [
+        (p0, s0) for p0 in range(0, n, batch) for s0 in range(0, starts, start_batch)
+    ]
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="sudoku starts", unit="chunk")
+    for p0, s0 in chunks:
+        # Pad to fixed shapes, so that one compilation serves every chunk.
+        index = np.minimum(np.arange(p0, p0 + batch), n - 1)
+        start_ids = first_start + np.arange(s0, s0 + start_batch)
+        b, e, s = _starts_batch(
+            model,
+            jnp.asarray(puzzles[index]),
+            jnp.asarray(index),
+            jnp.asarray(start_ids),
+            key,
+            blocks,
+            steps,
+        )
+        p1, s1 = min(p0 + batch, n), min(s0 + start_batch, starts)
+        b = np.asarray(b).transpose(1, 0, 2)
+        boards[p0:p1, s0:s1] = b[: p1 - p0, : s1 - s0]
+        final[p0:p1, s0:s1] = np.asarray(e).T[: p1 - p0, : s1 - s0]
+        summed[p0:p1, s0:s1] = np.asarray(s).T[: p1 - p0, : s1 - s0]
+    return {"boards": boards, "final_energy": final, "summed_energy": summed}
+
+
+def score_starts(
+    boards: Int8[np.ndarray, "n s 81"],
+    puzzles: Int[ArrayLike, "n 81"],
+    solutions: Int[ArrayLike, "n 81"],
+) -> tuple[Bool[np.ndarray, "n s"], Int[np.ndarray, "n s"], Int[np.ndarray, "n s"]]:
+    """Scores every start's board.
+
+    **Arguments:**
+
+    - `boards`: `(n, s, 81)` boards, as [`hopkur.experiments.sudoku_eval.run_starts`][]
+        returns.
+    - `puzzles`, `solutions`: `(n, 81)`.
+
+    **Returns:**
+
+    `(correct, violations, wrong_cells)`, each `(n, s)`: whether the board is the
+    solution, its number of broken Sudoku constraints (see
+    [`hopkur.data.sudoku.constraint_violations`][]) and its number of wrong cells.
+    """
+    boards = np.asarray(boards)
+    n, s = boards.shape[:2]
+    solutions = np.asarray(solutions)[:, None, :]
+    wrong = np.sum(boards != solutions, axis=-1)
+    violations = np.asarray(constraint_violations(boards.reshape(n * s, 81)))
+    return wrong == 0, violations.reshape(n, s), wrong
+
+
+def voting_curve(
+    energies: Float[ArrayLike, "n s"],
+    correct: Bool[ArrayLike, "n s"],
+    votes: list[int] | tuple[int, ...],
+    *,
+    blank_right: Float[ArrayLike, "n s"] | None = None,
+    confidence: float = 0.95,
+) -> list[dict[str, float | int]]:
+    """Energy voting among the first `K` starts, for each `K` in `votes`.
+
+    **Arguments:**
+
+    - `energies`: `(n, s)` energies (lower wins).
+    - `correct`: `(n, s)` whether each start's board is the solution.
+    - `votes`: the values of `K` (each in `1..s`).
+    - `blank_right`: optional `(n, s)` fraction of blanks right per start, to report
+        the cell accuracy of the voted boards. (Keyword only argument.)
+    - `confidence`: of the intervals. (Keyword only argument.)
+
+    **Returns:**
+
+    One dictionary per `K`: `votes`, `n`, `solved` (boards whose lowest-energy start
+    is correct), `board_accuracy` and its interval `low`, `high`; `any_correct` (the
+    puzzles with a correct start among the first `K`: what a perfect ranking would
+    reach) with its interval `any_low`, `any_high`; and `cell_accuracy` if
+    `blank_right` is given.
+    """
+    energies, correct = np.asarray(energies), np.asarray(correct, dtype=bool)
+    n, s = correct.shape
+    rows: list[dict[str, float | int]] = []
+    for k in votes:
+        if not 1 <= k <= s:
+            raise ValueError(f"`voting_curve(votes=...)` must be in 1..{s}; got {k}.")
+        best = np.argmin(energies[:, :k], axis=1)
+        solved = int(correct[np.arange(n), best].sum())
+        reachable = int(correct[:, :k].any(axis=1).sum())
+        low, high = wilson_interval(solved, n, confidence)
+        any_low, any_high = wilson_interval(reachable, n, confidence)
+        row: dict[str, float | int] = {
+            "votes": int(k),
+            "n": int(n),
+            "solved": solved,
+            "board_accuracy": solved / n,
+            "low": low,
+            "high": high,
+            "any_correct": reachable,
+            "any_low": any_low,
+            "any_high": any_high,
+        }
+        if blank_right is not None:
+            cells = np.asarray(blank_right)[np.arange(n), best]
+            row["cell_accuracy"] = float(np.mean(cells))
+        rows.append(row)
+    return rows
