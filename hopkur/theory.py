@@ -591,7 +591,9 @@ def ags_overlap(load: _Values) -> np.ndarray:
         if alpha > critical:
             return 0.0
         target = math.sqrt(2 * alpha)
-        high = max(1 / target, y_star)  # phi(y) < 1/y
+        # phi(y) < 1/y, so phi(2/target) < target/2 (at 1/target the two sides can
+        # round to equal when erf(y) = 1 in floating point)
+        high = max(2 / target, y_star)
         if _ags_excess(y_star) <= target:
             return math.erf(y_star)
         y = _brent(lambda y: _ags_excess(y) - target, y_star, high)

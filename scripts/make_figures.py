@@ -28,7 +28,10 @@ FIGURES = ROOT / "docs" / "figures"
 _EXPECTED = {
     "sudoku_energy": 3000,
     "memory_editing": 600,
+    "noisy_spheres": 300,
+    "sakaguchi": 150,
     "hopfield_capacity": 120,
+    "frequency_distributions": 90,
     "kuramoto_transition": 90,
     "sudoku_table": 90,
     "energy_trajectories": 40,

@@ -96,6 +96,19 @@ def test_toml_config_hopfield_with_patterns(tmp_path):
         (["--coupling", "small-world", "--neighbours", "3"], "--neighbours"),
         (["--devices", "64"], "--devices 64"),
         (["--config", "/nonexistent/x.toml"], "no such file"),
+        (["--noise", "-0.5", "--dt", "0.1"], "--noise must be at least 0"),
+        (["--noise", "nan", "--dt", "0.1"], "--noise"),
+        (["--noise", "0.5"], "give it with --dt"),
+        (["--noise", "0.5", "--dt", "0.1", "--solver", "euler"], "Heun"),
+        (["--model", "hopfield", "--phase-lag", "0.3"], "--phase-lag needs"),
+        (["--model", "hopfield", "--frequencies", "gaussian"], "--frequencies needs"),
+        (["--frequencies", "gaussian", "--width", "0"], "--width must be"),
+        (["--frequencies", "uniform", "--width", "-1"], "--width must be"),
+        (["--phase-lag", "inf"], "--phase-lag"),
+        (
+            ["--frequencies", "gaussian", "--frequency-spread", "0.5"],
+            "give one of them",
+        ),
     ],
 )
 def test_bad_flags_give_one_line_and_exit_2(tmp_path, capsys, extra, message):
@@ -163,3 +176,71 @@ def test_capacity_command(tmp_path, capsys):
     bad = tmp_path / "bad"
     assert main(["capacity", "--loads", "0.1,x", "--out", str(bad)]) == 2
     assert "--loads" in capsys.readouterr().err and not bad.exists()
+
+
+def _theory_run(tmp_path, capsys, *extra):
+    out = tmp_path / "theory"
+    args = ["simulate", "--batch", "2", "--saves", "21", "--no-figures", *extra]
+    assert main([*args, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    return json.loads((out / "metrics.json").read_text())["theory"], err
+
+
+def test_noisy_identical_oscillators_report_von_mises_fisher(tmp_path, capsys):
+    # D = 3, K = 2 K_c: the measured R (time average over the second half, both
+    # trajectories) is within 4 sqrt((1 - r^2) / N) plus the Heun step bias of vMF.
+    n, sigma, dt = 200, 1.0, 0.02
+    k = 2 * hopkur.theory.noisy_sphere_critical_coupling(sigma, 3)
+    theory, err = _theory_run(
+        tmp_path,
+        capsys,
+        *("--n", str(n), "--dim", "3", "--strength", str(k), "--t1", "8"),
+        *("--noise", str(sigma), "--dt", str(dt)),
+    )
+    expected = float(hopkur.theory.noisy_sphere_order_parameter(k, sigma, 3))
+    assert theory["function"] == "hopkur.theory.noisy_sphere_order_parameter"
+    assert theory["order_parameter"] == pytest.approx(expected)
+    r = theory["measured_order_parameter"]
+    tolerance = 4 * np.sqrt((1 - expected**2) / n) + 2 * sigma**2 * dt
+    assert abs(r - expected) <= tolerance
+    assert theory["deviation"] == pytest.approx(r - expected)
+    assert "theory (von Mises-Fisher" in err and f"{expected:.4f}" in err
+
+
+@pytest.mark.parametrize(
+    "extra, function",
+    [
+        (["--frequencies", "lorentzian", "--phase-lag", "0.4"], "sakaguchi"),
+        (["--frequencies", "gaussian"], "hopkur.theory.order_parameter"),
+        (["--frequencies", "bimodal", "--separation", "0.2"], "order_parameter"),
+    ],
+)
+def test_frequencies_report_their_theory(tmp_path, capsys, extra, function):
+    # D = 2, mean-field, no noise: a theory applies and its value is the library's.
+    theory, err = _theory_run(
+        tmp_path,
+        capsys,
+        *("--n", "64", "--t1", "2", "--strength", "3", "--width", "0.5"),
+        *extra,
+    )
+    assert function in theory["function"]
+    assert 0 < theory["order_parameter"] < 1
+    assert 0 <= theory["measured_order_parameter"] <= 1
+    assert "theory (" in err
+
+
+@pytest.mark.parametrize(
+    "extra, reason",
+    [
+        (["--frequencies", "bimodal", "--separation", "2"], "unimodal"),
+        (["--frequencies", "gaussian", "--noise", "0.3", "--dt", "0.1"], "noise"),
+        (["--frequencies", "gaussian", "--phase-lag", "0.3"], "Lorentzian"),
+        (["--coupling", "dense", "--noise", "0.3", "--dt", "0.1"], "mean-field"),
+    ],
+)
+def test_no_theory_is_said(tmp_path, capsys, extra, reason):
+    theory, err = _theory_run(
+        tmp_path, capsys, *("--n", "16", "--t1", "1", "--width", "0.5"), *extra
+    )
+    assert theory["order_parameter"] is None and reason in theory["reason"]
+    assert "no theory applies" in err

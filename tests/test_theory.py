@@ -343,3 +343,13 @@ def test_bad_strengths_noise_dims_lags_loads():
     for load in (-0.01, math.nan):
         with pytest.raises(ValueError, match=r"load=\.\.\."):
             theory.ags_overlap(load)
+
+
+def test_ags_overlap_at_small_loads():
+    # A regression: the bracket [y*, 1/sqrt(2 alpha)] lost its sign change to
+    # rounding at some small loads (erf(y) = 1 in floating point).
+    loads = np.linspace(0.001, 0.3, 400)
+    m = theory.ags_overlap(loads)
+    below = loads < theory.hopfield_critical_load()
+    assert np.all((m[below] > 0.96) & (m[below] <= 1)) and np.all(m[~below] == 0)
+    assert np.all(np.diff(m[below]) <= 0)

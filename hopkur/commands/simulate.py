@@ -36,6 +36,7 @@ from ._common import (
 MODELS = ("kuramoto", "hopfield", "coupled")
 COUPLINGS = ("mean-field", "dense", "small-world")
 LAGRANGIANS = ("tanh", "sigmoid", "identity", "relu", "softmax")
+FREQUENCIES = ("none", "lorentzian", "gaussian", "uniform", "bimodal")
 SOLVERS = ("tsit5", "dopri5", "dopri8", "bosh3", "heun", "euler")
 FIXED_ONLY = ("heun", "euler")
 # Saved values per run (batch x saves x units x D) above which a run is refused: the
@@ -99,6 +100,48 @@ class SimulateSettings:
         0.0,
         "strength of a random external field c on the oscillators",
         minimum=-1e6,
+        maximum=1e6,
+        group="model",
+    )
+    frequencies: str = setting(
+        "none",
+        "natural frequencies omega_i of the oscillators (rotations in the plane of "
+        "the first two coordinates; at D = 2 the classical ones), deterministic "
+        "quantiles of this density: lorentzian (half width --width), gaussian "
+        "(standard deviation --width), uniform (on [-width, width]) or bimodal "
+        "(Lorentzians of half width --width at +-separation)",
+        choices=FREQUENCIES,
+        group="model",
+    )
+    width: float = setting(
+        1.0,
+        "--frequencies: the width of the density (> 0)",
+        above=0,
+        maximum=1e6,
+        group="model",
+    )
+    separation: float = setting(
+        1.0,
+        "--frequencies bimodal: the centre +-separation of each peak (>= 0)",
+        minimum=0,
+        maximum=1e6,
+        group="model",
+    )
+    phase_lag: float = setting(
+        0.0,
+        "oscillator coupling: phase lag alpha (radians; at D = 2 the "
+        "Sakaguchi-Kuramoto model, sin(theta_j - theta_i - alpha); for D > 2 a "
+        "rotation of the neighbour's state in the plane of the first two coordinates)",
+        minimum=-1e3,
+        maximum=1e3,
+        group="model",
+    )
+    noise: float = setting(
+        0.0,
+        "noise amplitude sigma >= 0: isotropic tangent noise on the oscillators, "
+        "additive noise on threshold units (Stratonovich SDE, Heun with the fixed "
+        "step --dt)",
+        minimum=0,
         maximum=1e6,
         group="model",
     )
@@ -182,6 +225,31 @@ class SimulateSettings:
     x64: bool = x64_setting()
 
     def check(self) -> None:
+        if self.phase_lag and self.model == "hopfield":
+            raise UsageError(
+                "--phase-lag needs oscillators: --model hopfield has none (use "
+                "kuramoto or coupled)"
+            )
+        if self.frequencies != "none" and self.model == "hopfield":
+            raise UsageError(
+                "--frequencies needs oscillators: --model hopfield has none (use "
+                "kuramoto or coupled)"
+            )
+        if self.frequencies != "none" and self.frequency_spread:
+            raise UsageError(
+                "--frequencies and --frequency-spread both set natural frequencies; "
+                "give one of them"
+            )
+        if self.noise:
+            if self.dt is None:
+                raise UsageError(
+                    "--noise integrates an SDE with a fixed step: give it with --dt"
+                )
+            if self.solver not in ("tsit5", "heun"):
+                raise UsageError(
+                    "--noise integrates the Stratonovich SDE with Heun; "
+                    f"--solver {self.solver} cannot (leave --solver out or give heun)"
+                )
         if self.dt is not None:
             steps = self.t1 / self.dt
             if steps > self.max_steps:
@@ -252,18 +320,27 @@ def _build(settings, key):
 
     def kuramoto():
         if args.coupling == "mean-field":
-            coupling = hopkur.MeanFieldCoupling(arr(args.strength))
+            coupling = hopkur.MeanFieldCoupling(strength=arr(args.strength))
         elif args.coupling == "dense":
             g = rng.standard_normal((n, n))
-            coupling = hopkur.DenseCoupling(arr(args.strength * (g + g.T) / (2 * n)))
+            coupling = hopkur.DenseCoupling(
+                weights=arr(args.strength * (g + g.T) / (2 * n))
+            )
         else:
             edges = hopkur.small_world_edges(mkey, n, args.neighbours, args.rewire)
             k = args.strength / args.neighbours
             interaction = hopkur.LinearInteraction(arr(np.full(len(edges), k)))
             coupling = hopkur.EdgeCoupling(jnp.asarray(edges), interaction, n=n)
+        if args.phase_lag:
+            coupling = hopkur.with_phase_lag(coupling, arr(args.phase_lag))
         field = omega = None
         if args.field:
             field = args.field * sphere((n,))
+        if args.frequencies != "none":
+            freqs = rng.permutation(_frequencies(args, n))
+            generator = np.zeros((d, d))
+            generator[1, 0], generator[0, 1] = 1.0, -1.0
+            omega = arr(freqs[:, None, None] * generator)
         if args.frequency_spread:
             g = rng.standard_normal((n, d, d)) * args.frequency_spread
             omega = arr((g - np.swapaxes(g, 1, 2)) / np.sqrt(2))
@@ -303,9 +380,108 @@ def _build(settings, key):
     return model, (hopfield_states(patterns), sphere((batch, n))), patterns
 
 
+def _frequencies(settings, n):
+    """The natural frequencies of `--frequencies` (deterministic quantiles)."""
+    import hopkur
+
+    width = settings.width
+    if settings.frequencies == "lorentzian":
+        return hopkur.lorentzian_frequencies(n, width)
+    if settings.frequencies == "gaussian":
+        return hopkur.gaussian_frequencies(n, width)
+    if settings.frequencies == "uniform":
+        return hopkur.uniform_frequencies(n, width)
+    return hopkur.bimodal_frequencies(n, width, settings.separation)
+
+
+def _distribution(settings):
+    import hopkur.theory as theory
+
+    width = settings.width
+    if settings.frequencies == "lorentzian":
+        return theory.Lorentzian(width)
+    if settings.frequencies == "gaussian":
+        return theory.Gaussian(width)
+    if settings.frequencies == "uniform":
+        return theory.Uniform(width)
+    return theory.Bimodal(width, settings.separation)
+
+
+def _theory(settings) -> dict:
+    """The mean-field prediction of the stationary R for these settings, if one
+    applies: `{"name", "order_parameter", ...}`, or `{"name": None, "reason": ...}`."""
+    import math
+
+    import hopkur.theory as theory
+
+    s = settings
+
+    def none(reason):
+        return {"name": None, "order_parameter": None, "reason": reason}
+
+    if s.model != "kuramoto":
+        return none(f"no mean-field theory for --model {s.model}")
+    if s.coupling != "mean-field":
+        return none(
+            f"the mean-field theories need --coupling mean-field, not {s.coupling}"
+        )
+    if s.field:
+        return none("no mean-field theory with an external --field")
+    if s.frequency_spread:
+        return none("no mean-field theory for random --frequency-spread matrices")
+    k = s.strength
+    if s.frequencies == "none":
+        if not s.noise:
+            return none(
+                "identical oscillators without noise synchronise fully (R -> 1) for "
+                "K > 0; no distribution to compare"
+            )
+        if s.phase_lag:
+            return none("the von Mises-Fisher theory has no phase lag")
+        r = float(theory.noisy_sphere_order_parameter(k, s.noise, s.dim))
+        return {
+            "name": "von Mises-Fisher (noisy identical oscillators on S^(D-1))",
+            "function": "hopkur.theory.noisy_sphere_order_parameter",
+            "order_parameter": r,
+            "critical_coupling": theory.noisy_sphere_critical_coupling(s.noise, s.dim),
+        }
+    if s.noise:
+        return none("no mean-field theory for natural frequencies together with noise")
+    if s.dim != 2:
+        return none("the frequency theories are for D = 2 (phase oscillators)")
+    if s.frequencies == "lorentzian":
+        if abs(s.phase_lag) >= 0.5 * math.pi:
+            return none("Ott-Antonsen needs |--phase-lag| < pi/2")
+        r, omega = theory.sakaguchi_order_parameter(k, s.phase_lag, s.width)
+        return {
+            "name": "Ott-Antonsen (Lorentzian frequencies, phase lag)",
+            "function": "hopkur.theory.sakaguchi_order_parameter",
+            "order_parameter": float(r),
+            "collective_frequency": None if math.isnan(omega) else float(omega),
+            "critical_coupling": 2 * s.width / math.cos(s.phase_lag),
+        }
+    if s.phase_lag:
+        return none("with a phase lag only the Lorentzian has a theory (Ott-Antonsen)")
+    distribution = _distribution(s)
+    if s.frequencies == "bimodal" and 3 * s.separation**2 > s.width**2:
+        return none(
+            "the self-consistency theory is for unimodal densities; this bimodal one "
+            "(separation > width / sqrt 3) has other attractors"
+        )
+    return {
+        "name": "Kuramoto self-consistency",
+        "function": "hopkur.theory.order_parameter",
+        "order_parameter": float(theory.order_parameter(k, distribution)),
+        "critical_coupling": theory.critical_coupling(distribution),
+    }
+
+
 def _solver(settings):
     args = settings
     import diffrax as dfx
+
+    if settings.noise:
+        return dfx.Heun(), dfx.ConstantStepSize(), args.dt
 
     solver = {
         "tsit5": dfx.Tsit5,
@@ -323,7 +499,7 @@ def _solver(settings):
 # ------------------------------------------------------------------ figures
 
 
-def _figures(out, settings, ts, energies, orders, final_x, initial_x):
+def _figures(out, settings, ts, energies, orders, final_x, initial_x, theory):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -345,6 +521,15 @@ def _figures(out, settings, ts, energies, orders, final_x, initial_x):
         for row in orders:
             ax.plot(ts, row, color="tab:orange", alpha=0.35, lw=1)
         ax.plot(ts, np.nanmean(orders, axis=0), color="black", lw=2, label="mean")
+        if theory["order_parameter"] is not None:
+            ax.axhline(
+                theory["order_parameter"],
+                color="tab:green",
+                ls="--",
+                lw=1.5,
+                label=f"theory: {theory['order_parameter']:.3f}",
+            )
+            ax.axvspan(ts[0], ts[-1] / 2, color="0.93", zorder=0)
         ax.set(xlabel="t", ylabel="R", ylim=(0, 1.02), title="order parameter R")
         ax.legend()
         out.save_figure("order_parameter.png", fig)
@@ -430,6 +615,10 @@ def run_command(args: argparse.Namespace) -> int:
     silent = quiet or distributed
     meter = dfx.NoProgressMeter() if silent else dfx.TqdmProgressMeter()
 
+    noisy = {}
+    if settings.noise:
+        noisy = dict(noise=settings.noise, key=jr.fold_in(jr.key(settings.seed), 1))
+
     def solve():
         return hopkur.simulate_batch(
             model,
@@ -444,6 +633,7 @@ def run_command(args: argparse.Namespace) -> int:
             throw=False,
             progress_meter=meter,
             retract=not settings.no_retract,
+            **noisy,
         )
 
     if out is None:  # a process other than 0: solve its share, write nothing
@@ -481,6 +671,12 @@ def run_command(args: argparse.Namespace) -> int:
                 for row in a
             ]
 
+        verdict = report.verdict if finite else "non-finite"
+        if settings.noise and finite:
+            verdict = (
+                "not applicable: with --noise the energy fluctuates (a stochastic "
+                "solve); see max_increase"
+            )
         metrics = {
             "command": "simulate",
             "hopkur_version": hopkur.__version__,
@@ -501,7 +697,7 @@ def run_command(args: argparse.Namespace) -> int:
             if orders is None
             else _mean(finite_last(orders)),
             "lyapunov": {
-                "verdict": report.verdict if finite else "non-finite",
+                "verdict": verdict,
                 "decreasing": report.decreasing and finite,
                 "is_gradient_system": report.is_gradient_system,
                 "max_increase": report.max_increase,
@@ -523,6 +719,20 @@ def run_command(args: argparse.Namespace) -> int:
                 "dtype": str(energies.dtype),
             },
         }
+        theory = _theory(settings)
+        if orders is not None:
+            late = np.asarray(ts) >= settings.t1 / 2
+            values = orders[:, late]
+            good = values[np.isfinite(values)]
+            theory["measured_order_parameter"] = (
+                float(good.mean()) if good.size else None
+            )
+            theory["measured_over"] = "t >= t1/2, all trajectories"
+            if theory["order_parameter"] is not None and good.size:
+                theory["deviation"] = (
+                    theory["measured_order_parameter"] - theory["order_parameter"]
+                )
+        metrics["theory"] = theory
         if oscillators:
             norms = np.linalg.norm(np.asarray(x), axis=-1)
             drift = np.abs(norms - 1)[np.isfinite(norms)]
@@ -546,7 +756,14 @@ def run_command(args: argparse.Namespace) -> int:
                 final_x = np.asarray(x[0, -1])
                 initial_x = np.asarray(x[0, 0])
             _figures(
-                out, settings, np.asarray(ts), energies, orders, final_x, initial_x
+                out,
+                settings,
+                np.asarray(ts),
+                energies,
+                orders,
+                final_x,
+                initial_x,
+                theory,
             )
         metrics["wall_time_s"] = time.perf_counter() - start
         bad = out.write_json("metrics.json", metrics)
@@ -564,12 +781,26 @@ def run_command(args: argparse.Namespace) -> int:
         r = metrics["order_parameter_final_mean"]
         print(
             f"hopkur simulate: {settings.batch} x {settings.model} (N = {settings.n}) "
-            f"to t = {settings.t1:g} in {solve_time:.2f} s; Lyapunov: {report.verdict}"
+            f"to t = {settings.t1:g} in {solve_time:.2f} s; Lyapunov: {verdict}"
             + ("" if r is None else f"; mean final R = {r:.3f}")
+            + _theory_line(metrics["theory"])
             + f"\nresults in {out.path}",
             file=sys.stderr,
         )
     return 0
+
+
+def _theory_line(theory: dict) -> str:
+    measured = theory.get("measured_order_parameter")
+    if measured is None:
+        return ""
+    line = f"\nR averaged over t >= t1/2: {measured:.4f}; "
+    if theory["order_parameter"] is None:
+        return line + f"no theory applies ({theory['reason']})"
+    return line + (
+        f"theory ({theory['name']}): {theory['order_parameter']:.4f} "
+        f"(deviation {theory['deviation']:+.4f})"
+    )
 
 
 def _mean(values) -> float | None:
