@@ -334,10 +334,16 @@ def resolve(
     by_name = {f.name: f for f in fields(cls)}
     conflicts = []
     for name, value in given.items():
+        # Settings with per-model defaults are saved unset (None); compare against
+        # the value the run used.
+        old = (
+            previous.value(name)
+            if hasattr(previous, "value")
+            else getattr(previous, name)
+        )
         if _spec(by_name[name]).on_resume == "free":
             values[name] = value
-        elif value != getattr(previous, name):
-            old = getattr(previous, name)
+        elif value != old:
             conflicts.append(f"{flag_name(by_name[name])} {value} (the run has {old})")
     if conflicts:
         raise UsageError(

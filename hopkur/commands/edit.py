@@ -241,6 +241,7 @@ def pretrain_config(settings):
         ClassifyConfig,
         prefix="pretrain_",
         model="hopfield",
+        task="classify",
         data=data_source(settings.data, settings.mnist_dir),
         eval_every=0,
         graph_k=0,
