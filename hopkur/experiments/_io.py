@@ -17,6 +17,12 @@ class InputFileError(ValueError):
     command reports it as one line with exit code 2."""
 
 
+class RunStateError(InputFileError):
+    """A run folder whose files (configuration, checkpoint, optimiser or loop state)
+    are missing, of the wrong type or corrupt, or that is not a run of the command
+    reading it."""
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """The JSON value in `path`; an `InputFileError` if it is missing, not UTF-8 or
     not valid JSON."""

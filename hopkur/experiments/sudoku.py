@@ -29,6 +29,7 @@ from ._io import (
     atomic_write_json,
     InputFileError,
     read_json,
+    RunStateError,
 )
 
 
@@ -151,11 +152,6 @@ def _saved_dtype(path: Path):
     with open(path, "rb") as f:
         header = f.read(128)
     return jnp.float64 if b"<f8" in header else jnp.float32
-
-
-class RunStateError(InputFileError):
-    """A run folder whose files (configuration, checkpoint, optimiser or loop state)
-    are missing, of the wrong type or corrupt."""
 
 
 def check_config(config: Any, where: str) -> dict[str, Any]:

@@ -40,7 +40,13 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from .._io import atomic_save_eqx, atomic_write_json, InputFileError, read_json
+from .._io import (
+    atomic_save_eqx,
+    atomic_write_json,
+    InputFileError,
+    read_json,
+    RunStateError,
+)
 from ..training import make_optimiser, train
 from ._networks import AbstractObjectNetwork, COUPLINGS, ObjectAKOrN, ObjectItrNet
 from ._segment import segment
@@ -84,11 +90,6 @@ DATASETS: dict[str, tuple[tuple[int, int, int], int]] = {
 
 MODELS = ("akorn", "baseline")
 TASK = "objects"
-
-
-class RunStateError(InputFileError):
-    """A run folder that is not an objects run, or whose configuration or checkpoint
-    is missing, of the wrong type or corrupt."""
 
 
 def load_data(dataset: str, split: str, n: int | None, seed: int = 0):
