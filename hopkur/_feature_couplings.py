@@ -156,14 +156,21 @@ class ConvCoupling(AbstractFeatureCoupling):
                 f"`ConvCoupling` expects a feature map of shape (height, width, "
                 f"{self.weight.shape[0]}); got {f.shape}."
             )
-        pad = self.weight.shape[-1] // 2
-        out = jax.lax.conv_general_dilated(
-            f.transpose(2, 0, 1)[None],
-            self.weight,
-            window_strides=(1, 1),
-            padding=((pad, pad), (pad, pad)),
-        )
-        return out[0].transpose(1, 2, 0)
+        # A sum of k^2 shifted channel matmuls rather than `lax.conv_general_dilated`:
+        # the same arithmetic, but under `vmap` and `grad` (a batch of images, a
+        # gradient for the shared kernel) XLA's CPU convolution becomes a grouped
+        # convolution that ran a training step of the object-discovery network 10x
+        # slower (12.8 s against 1.24 s for 64 maps of 10x10x64, k = 5, 8 steps), while
+        # matmuls batch and reduce the kernel's cotangent directly, on every backend.
+        k = self.weight.shape[-1]
+        pad = k // 2
+        h, w, _ = f.shape
+        padded = jnp.pad(f, ((pad, pad), (pad, pad), (0, 0)))
+        out = jnp.zeros((h, w, self.weight.shape[0]), jnp.result_type(f, self.weight))
+        for a in range(k):
+            for b in range(k):
+                out = out + padded[a : a + h, b : b + w] @ self.weight[:, :, a, b].T
+        return out
 
     def is_symmetric(self):
         adjoint = jnp.flip(jnp.swapaxes(self.weight, 0, 1), axis=(2, 3))
