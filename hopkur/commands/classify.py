@@ -40,6 +40,7 @@ MODEL_DEFAULTS = {
         "dim": 4,
         "graph_k": 0,
         "interaction": "linear",
+        "optimiser": "lion",
         "lr": 1e-3,
         "lr_schedule": "staircase",
         "decay_every": 1000,
@@ -52,10 +53,11 @@ MODEL_DEFAULTS = {
         "dim": 4,
         "graph_k": 0,
         "interaction": "linear",
-        "lr": 1e-3,
-        "lr_schedule": "staircase",
+        "optimiser": "adam",
+        "lr": 1e-2,
+        "lr_schedule": "exponential",
         "decay_every": 1000,
-        "noise": 0.25,
+        "noise": 0.0,
         "encoding": "signed",
         "class_start": "random",
         "max_steps": 256,
@@ -64,6 +66,7 @@ MODEL_DEFAULTS = {
         "dim": 4,
         "graph_k": 0,
         "interaction": "linear",
+        "optimiser": "lion",
         "lr": 1e-3,
         "lr_schedule": "staircase",
         "decay_every": 1000,
@@ -221,8 +224,11 @@ class ClassifySettings:
     mnist_dir: str | None = data_settings()["mnist_dir"]
     train_limit: int = data_settings()["train_limit"]
     test_limit: int = data_settings()["test_limit"]
-    optimiser: str = setting(
-        "lion", "optax optimiser", choices=OPTIMISERS, group="training"
+    optimiser: str | None = setting(
+        None,
+        "optax optimiser " + per_model("optimiser"),
+        choices=OPTIMISERS,
+        group="training",
     )
     lr: float | None = setting(
         None,

@@ -61,6 +61,7 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
         "dim": 4,
         "graph_k": 0,
         "interaction": "linear",
+        "optimiser": "lion",
         "lr": 1e-3,
         "lr_schedule": "staircase",
         "decay_every": 1000,
@@ -73,10 +74,11 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
         "dim": 4,
         "graph_k": 0,
         "interaction": "linear",
-        "lr": 1e-3,
-        "lr_schedule": "staircase",
+        "optimiser": "adam",
+        "lr": 1e-2,
+        "lr_schedule": "exponential",
         "decay_every": 1000,
-        "noise": 0.25,
+        "noise": 0.0,
         "encoding": "signed",
         "class_start": "random",
         "max_steps": 256,
@@ -85,6 +87,7 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
         "dim": 4,
         "graph_k": 0,
         "interaction": "linear",
+        "optimiser": "lion",
         "lr": 1e-3,
         "lr_schedule": "staircase",
         "decay_every": 1000,
@@ -149,7 +152,7 @@ class ClassifyConfig:
     encoding: str | None = None
     class_start: str | None = None
     max_steps: int | None = None
-    optimiser: str = "lion"
+    optimiser: str | None = None
     lr: float | None = None
     lr_schedule: str | None = None
     decay_every: int | None = None
@@ -527,7 +530,7 @@ def run_classify(
         loss_fn,
         sampler,
         optimiser=make_optimiser(
-            config.optimiser,
+            config.optimiser,  # pyright: ignore
             config.lr,  # pyright: ignore
             decay_every=config.decay_every or None,
             schedule=config.lr_schedule,  # pyright: ignore
