@@ -30,6 +30,7 @@ _EXPECTED = {
     "memory_editing": 600,
     "noisy_spheres": 300,
     "sakaguchi": 150,
+    "object_discovery": 150,
     "hopfield_capacity": 120,
     "frequency_distributions": 90,
     "kuramoto_transition": 90,

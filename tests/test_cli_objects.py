@@ -169,6 +169,23 @@ def test_segment_writes_masks_and_figure(checkpoint, tmp_path, capsys):
     assert (dest / "segments.png").stat().st_size > 0 and (dest / "COMPLETE").exists()
 
 
+def test_segment_with_the_shipped_checkpoint(tmp_path, capsys):
+    # No --checkpoint: the small trained model shipped in hopkur/checkpoints; its
+    # masks must segment the stand-in squares better than chance.
+    from hopkur.experiments.objects import fg_ari
+
+    model, config = T.load_shipped_model()
+    images, true = _standin(config["dataset"], "test", 4)
+    path = tmp_path / "images.npy"
+    np.save(path, images)
+    dest = tmp_path / "seg"
+    code = main(["objects", "segment", "--images", str(path), "--out", str(dest)])
+    assert code == 0
+    masks = np.load(dest / "masks.npy")
+    assert masks.shape == true.shape and (dest / "COMPLETE").exists()
+    assert fg_ari(true, masks) > 0.5
+
+
 @pytest.mark.parametrize(
     "array, flags, fragment",
     [

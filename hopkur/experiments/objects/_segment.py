@@ -218,27 +218,39 @@ def pca_colours(features: Float[ArrayLike, "b h w f"]) -> Float[np.ndarray, "b h
     return out
 
 
-def segments_figure(images: np.ndarray, masks: np.ndarray, colours: np.ndarray):
-    """A matplotlib figure with one row per image: the image, its predicted segments
-    and the oscillator states coloured by their first three principal components
-    (`colours`, RGB at pixel resolution)."""
+def segments_figure(
+    images: np.ndarray,
+    masks: np.ndarray,
+    colours: np.ndarray,
+    true_masks: np.ndarray | None = None,
+):
+    """A matplotlib figure with one row per image: the image, its true masks (when
+    `true_masks` is given), its predicted segments and the oscillator states coloured
+    by their first three principal components (`colours`, RGB at pixel resolution)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n = images.shape[0]
-    fig, axes = plt.subplots(n, 3, figsize=(6, 2 * n), squeeze=False)
+    panels = [("image", None), ("segments", masks), ("oscillators (PCA)", None)]
+    if true_masks is not None:
+        panels.insert(1, ("true masks", true_masks))
+    fig, axes = plt.subplots(n, len(panels), figsize=(2 * len(panels), 2 * n))
+    axes = np.asarray(axes).reshape(n, len(panels))
     for i in range(n):
         image = images[i]
         shown = image[..., 0] if image.shape[-1] == 1 else image
-        axes[i, 0].imshow(shown, cmap="gray", vmin=0, vmax=1)
-        axes[i, 1].imshow(masks[i], cmap="tab10", vmin=0, vmax=9, interpolation="none")
-        axes[i, 2].imshow(colours[i], interpolation="none")
-        for ax in axes[i]:
+        for ax, (title, labels) in zip(axes[i], panels):
+            if title == "image":
+                ax.imshow(shown, cmap="gray", vmin=0, vmax=1)
+            elif labels is not None:
+                ax.imshow(labels[i], cmap="tab10", vmin=0, vmax=9, interpolation="none")
+            else:
+                ax.imshow(colours[i], interpolation="none")
             ax.set_xticks([])
             ax.set_yticks([])
-    for ax, title in zip(axes[0], ("image", "segments", "oscillators (PCA)")):
+    for ax, (title, _) in zip(axes[0], panels):
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
