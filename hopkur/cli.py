@@ -87,14 +87,34 @@ def _report(error: Exception) -> tuple[int, str]:
         return 2, f"error: {_first_line(error)}"
     if isinstance(error, FloatingPointError):
         return 1, f"error: {_first_line(error)}"
+    if _MAX_STEPS in str(error):
+        return 1, (
+            "error: a solve needed more steps than its solver budget (the maximum "
+            "number of solver steps was reached); raise --max-steps where the command "
+            "has it, or use a smaller system or a shorter time span"
+        )
     return 1, (
         f"internal error: {type(error).__name__}: {_first_line(error)} (run with "
         "HOPKUR_DEBUG=1 for the traceback, and please report it)"
     )
 
 
+# diffrax's message when a solve runs out of steps (inside an EquinoxRuntimeError).
+_MAX_STEPS = "maximum number of solver steps was reached"
+
+# The header line of an EquinoxRuntimeError, which carries no information.
+_EQX_HEADER = "Above is the stack outside of JIT"
+
+
 def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+    """The first informative line of an exception's message (for an
+    EquinoxRuntimeError, the raised message below its header)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if lines and lines[0].startswith(_EQX_HEADER):
+        for line in lines[1:]:
+            if line.startswith("equinox.EquinoxRuntimeError:"):
+                return line.split(":", 1)[1].strip()
+    return (lines or [type(error).__name__])[0]
 
 
 def _debug() -> bool:

@@ -504,3 +504,16 @@ def test_ctrl_c_ends_a_long_solve_within_seconds(tmp_path):
     assert elapsed < 15, elapsed
     assert "interrupted" in stderr.decode()
     assert (out / _folder.MARKER).exists() and not (out / "COMPLETE").exists()
+
+
+def test_a_solve_out_of_steps_is_one_clear_line(tmp_path, capsys):
+    # A budget of 2 solver steps cannot reach t = 1: diffrax raises inside the
+    # compiled solve; the user sees what happened and which flag to raise, not the
+    # header of an EquinoxRuntimeError.
+    out = tmp_path / "run"
+    argv = ["classify", "--model", "kuramoto", *TINY_CLASSIFY, "--max-steps", "2"]
+    code = main([*argv, "--no-figures", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1
+    assert "--max-steps" in err[0] and "internal error" not in err[0]
+    assert not (out / "COMPLETE").exists()
