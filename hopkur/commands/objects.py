@@ -426,13 +426,14 @@ def run_segment(args: argparse.Namespace) -> int:
         np.save(buffer, masks)
         out.write_bytes("masks.npy", buffer.getvalue())
         shown = min(8, images.shape[0])
-        states, _ = S.network_features(
-            model, images[:shown], key=jr.key(args.seed), steps=args.steps
+        figure = S.draw_segments(
+            model,
+            images[:shown],
+            masks[:shown],
+            key=jr.key(args.seed),
+            steps=args.steps,
         )
-        colours = S.upsample(S.pca_colours(states), model.patch)
-        out.save_figure(
-            "segments.png", S.segments_figure(images[:shown], masks[:shown], colours)
-        )
+        out.save_figure("segments.png", figure)
         info = {
             "images": images.shape[0],
             "clusters": clusters,

@@ -26,14 +26,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from hopkur.experiments.objects import (
-    evaluate,
-    evaluate_references,
-    network_features,
-    pca_colours,
-    segment,
-)
-from hopkur.experiments.objects._segment import segments_figure, upsample
+from hopkur.experiments.objects import evaluate, evaluate_references, segment
+from hopkur.experiments.objects._segment import draw_segments
 from hopkur.experiments.objects._training import (
     DATASETS,
     load_data,
@@ -86,9 +80,9 @@ def main() -> None:
     predicted = segment(
         model, images[:shown], clusters, features=config["features"], key=key
     )
-    states, _ = network_features(model, images[:shown], key=key)
-    colours = upsample(pca_colours(states), model.patch)
-    fig = segments_figure(images[:shown], predicted, colours, masks[:shown])
+    fig = draw_segments(
+        model, images[:shown], predicted, key=key, true_masks=masks[:shown]
+    )
     fig.savefig(FIGURES / "object_discovery.png", dpi=120)
     plt.close(fig)
 

@@ -218,6 +218,24 @@ def pca_colours(features: Float[ArrayLike, "b h w f"]) -> Float[np.ndarray, "b h
     return out
 
 
+def draw_segments(
+    model: AbstractObjectNetwork,
+    images: np.ndarray,
+    masks: np.ndarray,
+    *,
+    key: PRNGKeyArray,
+    steps: int | None = None,
+    true_masks: np.ndarray | None = None,
+):
+    """`segments_figure` of `images` and their predicted `masks`, with the oscillator
+    colours computed here: the final states of `model` (from `key`, after `steps`
+    updates) coloured by their first three principal components, at pixel
+    resolution."""
+    states, _ = network_features(model, images, key=key, steps=steps)
+    colours = upsample(pca_colours(states), model.patch)
+    return segments_figure(images, masks, colours, true_masks)
+
+
 def segments_figure(
     images: np.ndarray,
     masks: np.ndarray,
