@@ -283,6 +283,30 @@ def training_steps(problem: Problem, method: str = "auto"):
     return base, fast
 
 
+def joint_training_steps(problem: Problem, method: str = "auto"):
+    """As `training_steps`, with hopkur's solve of the whole batch as one ODE with a
+    shared step size (`hopkur.simulate_batch(..., joint=True)`): the parameters'
+    cotangents are summed over the batch at each step rather than carried per sample."""
+    base, _ = training_steps(problem, method)
+
+    def fast(p, g, ys, targets):
+        def loss(p):
+            model = problem.hopkur_model(p, g, method)
+            sol = hopkur.simulate_batch(
+                model,
+                ys,
+                joint=True,
+                t1=T1,
+                stepsize_controller=controller(),
+                max_steps=MAX_STEPS,
+            )
+            return loss_from_finals(problem, _final_batched(sol), targets)
+
+        return jax.value_and_grad(loss)(p)
+
+    return base, fast
+
+
 def max_difference(a, b) -> float:
     """The largest absolute difference between two pytrees of arrays."""
     leaves = zip(jax.tree.leaves(a), jax.tree.leaves(b))

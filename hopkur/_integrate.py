@@ -37,7 +37,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, ArrayLike, Bool, PRNGKeyArray, PyTree
 
-from . import _noise
+from . import _joint, _noise
 from ._custom_types import Args, RealScalarLike
 from ._system import AbstractEnergySystem
 
@@ -1006,6 +1006,7 @@ def simulate_batch(
     *,
     batch_model: bool = False,
     devices: Any = None,
+    joint: bool = False,
     **kwargs,
 ) -> dfx.Solution:
     r"""Integrates a batch of initial states (and optionally of models) at once, with
@@ -1027,6 +1028,21 @@ def simulate_batch(
     [`hopkur.distributed.gather_to_process_zero`][] collects the result (see
     [several processes](../how-to/distributed.md)).
 
+    With `joint=True` the batch is integrated as *one* ODE whose state stacks the
+    samples' states, with one shared step size (on each device, when sharded): a step
+    is accepted only when every sample's error estimate is within the tolerances (the
+    controller's norm, applied per sample, maximised over the batch). Every sample is
+    then integrated at least as accurately as it would be alone, and in a training
+    step the parameters' cotangents are summed over the batch at every step instead of
+    being carried per sample through the backward pass, which makes gradients through
+    large batches several times cheaper (benchmarks/README.md, research size). The
+    trade-off: every sample takes the steps of the hardest one (a batch mixing stiff
+    and easy samples pays the stiff one's steps for all), and `ts`, `stats` and
+    `result` are the batch's, repeated per sample. With fixed steps
+    (`diffrax.ConstantStepSize`) the joint and per-sample solves take the same steps
+    and agree, states and gradients, up to floating-point reassociation. Not
+    available with `noise` or `event` (each of which belongs to one trajectory).
+
     **Arguments:**
 
     - `model`: a hopkur model, shared by the batch; or, with `batch_model=True`, a
@@ -1038,6 +1054,8 @@ def simulate_batch(
     - `devices`: `None` (no sharding), `"all"`, a number of devices, a sequence of
       devices, or a one-dimensional `jax.sharding.Mesh` (also one over the devices of
       several processes). (Keyword only argument.)
+    - `joint`: integrate the batch as one ODE with a shared step size (above).
+      (Keyword only argument.)
     - `**kwargs`: the keyword arguments of [`hopkur.simulate`][] (`t1`, `saveat`,
       `solver`, ...). With `noise`, `key` is split into one key per trajectory
       (`jax.random.split(key, batch)`), so every trajectory has its own independent
@@ -1063,6 +1081,8 @@ def simulate_batch(
                 "initial states; they must match."
             )
 
+    if joint:
+        _check_joint(call, kwargs)
     # One Brownian path per trajectory: the key is split over the batch.
     keys = None
     if kwargs.get("noise") is not None:
@@ -1070,8 +1090,9 @@ def simulate_batch(
         _noise.check_noise(call, kwargs["noise"], key, kwargs.get("dt0"), y0s)
         keys = jax.random.split(_noise.typed_key(key), batch)
     kwargs = tuple(sorted(kwargs.items()))
+    mode = (batch_model, joint)
     if devices is None:
-        return _run_batch(params, y0s, keys, args, static, kwargs, batch_model, None)
+        return _run_batch(params, y0s, keys, args, static, kwargs, mode, None)
 
     mesh = _make_mesh(devices)
     count = mesh.devices.size
@@ -1089,11 +1110,47 @@ def simulate_batch(
         params = jax.device_put(jtu.tree_map(pad, params), spec)
     if keys is not None:
         keys = jax.device_put(pad(keys), spec)
-    out = _run_batch(params, y0s, keys, args, static, kwargs, batch_model, mesh)
+    out = _run_batch(params, y0s, keys, args, static, kwargs, mode, mesh)
     if padded != batch:
         arrays, rest = eqx.partition(out, eqx.is_array)
         out = eqx.combine(jtu.tree_map(lambda a: a[:batch], arrays), rest)
     return out
+
+
+def _check_joint(call: str, kwargs: dict) -> None:
+    for name in ("noise", "event"):
+        if kwargs.get(name) is not None:
+            raise ValueError(
+                f"`{call}(joint=True)` cannot take `{name}`, which belongs to each "
+                "trajectory on its own; use joint=False."
+            )
+    saveat = kwargs.get("saveat")
+    if isinstance(saveat, dfx.SaveAt) and saveat.dense:
+        raise ValueError(
+            f"`{call}(joint=True)` cannot save a dense interpolation "
+            "(`SaveAt(dense=True)`); save at `ts` instead, or use joint=False."
+        )
+    if "stepsize_controller" in kwargs:
+        _joint.joint_controller(call, kwargs["stepsize_controller"])
+
+
+def _joint_simulate(params, y0s, args, static, kwargs, batch_model):
+    options = dict(kwargs)
+    controller = options.pop(
+        "stepsize_controller", _keyword_defaults(simulate)["stepsize_controller"]
+    )
+    controller = _joint.joint_controller("hopkur.simulate_batch", controller)
+    system = _joint.BatchedSystem(eqx.combine(params, static), batch_model)
+    sol = simulate(system, y0s, args, stepsize_controller=controller, **options)
+    batch = _batch_size("hopkur.simulate_batch", "y0s", jtu.tree_leaves(y0s))
+    return _joint.per_sample_solution(sol, batch)
+
+
+def _batched_simulate(params, y0s, keys, args, static, kwargs, mode):
+    batch_model, joint = mode
+    if joint:
+        return _joint_simulate(params, y0s, args, static, kwargs, batch_model)
+    return _vmapped_simulate(params, y0s, keys, args, static, kwargs, batch_model)
 
 
 def _vmapped_simulate(params, y0s, keys, args, static, kwargs, batch_model):
@@ -1106,9 +1163,10 @@ def _vmapped_simulate(params, y0s, keys, args, static, kwargs, batch_model):
 
 
 @eqx.filter_jit
-def _run_batch(params, y0s, keys, args, static, kwargs, batch_model, mesh):
+def _run_batch(params, y0s, keys, args, static, kwargs, mode, mesh):
+    batch_model = mode[0]
     if mesh is None:
-        return _vmapped_simulate(params, y0s, keys, args, static, kwargs, batch_model)
+        return _batched_simulate(params, y0s, keys, args, static, kwargs, mode)
     # `shard_map` passes arrays only: the non-array parts of `args` are closed over,
     # and those of the solution (static fields) are recovered from the trace.
     args_arrays, args_static = eqx.partition(args, eqx.is_array)
@@ -1116,7 +1174,7 @@ def _run_batch(params, y0s, keys, args, static, kwargs, batch_model, mesh):
 
     def local(p, ys, ks, a):
         a = eqx.combine(a, args_static)
-        out = _vmapped_simulate(p, ys, ks, a, static, kwargs, batch_model)
+        out = _batched_simulate(p, ys, ks, a, static, kwargs, mode)
         arrays, rest = eqx.partition(out, eqx.is_array)
         out_static.append(rest)
         return arrays

@@ -50,7 +50,15 @@ SCRIPT = textwrap.dedent(
     # A shared (replicated) model: its element 3 is the batch's model 3.
     shared = hopkur.Kuramoto(hopkur.MeanFieldCoupling(strengths[3]), omega=omega)
     sharded_states = hopkur.simulate_batch(shared, x0s, devices="all", **kwargs)
+    # The joint solve (one ODE, a shared step) on each device's share: with fixed
+    # steps, the same as the joint solve of the whole batch on one device.
+    fixed = dict(t1=2.0, dt0=0.05, stepsize_controller=dfx.ConstantStepSize())
+    joint = dict(batch_model=True, joint=True, **fixed)
+    joint_one = hopkur.simulate_batch(models, x0s, **joint)
+    joint_four = hopkur.simulate_batch(models, x0s, devices=4, **joint)
     print(json.dumps({
+        "diff_joint": float(jnp.max(jnp.abs(joint_one.ys - joint_four.ys))),
+        "joint_shape": list(joint_four.ys.shape),
         "shape": list(sharded.ys.shape),
         "diff_models": float(jnp.max(jnp.abs(plain.ys - sharded.ys))),
         "diff_states": float(jnp.max(jnp.abs(plain.ys[3] - sharded_states.ys[3]))),
@@ -92,3 +100,5 @@ def test_sharded_batch_equals_unsharded():
     assert result["steps_plain"] == result["steps_sharded"]
     assert len(set(result["steps_plain"])) > 1
     assert result["norm_drift"] <= 1e-12
+    assert result["joint_shape"] == [10, 1, 6, 2]
+    assert result["diff_joint"] <= 1e-12
