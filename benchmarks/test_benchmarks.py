@@ -19,6 +19,7 @@ WORKLOADS = {
     "vector_field": problems.vector_fields,
     "solve": problems.solves,
     "training_step": problems.training_steps,
+    "training_step_joint": problems.joint_training_steps,
 }
 
 
@@ -30,7 +31,7 @@ def test_research(benchmark, size, model, workload, implementation):
     base, fast = WORKLOADS[workload](problem)
     fn = jax.jit(base if implementation == "baseline" else fast)
     args = (problem.params, problem.graph, problem.y0)
-    if workload == "training_step":
+    if workload.startswith("training_step"):
         args = (*args, problem.targets)
     compiled = fn.lower(*args).compile()
     jax.block_until_ready(compiled(*args))
