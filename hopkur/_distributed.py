@@ -12,6 +12,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -317,6 +318,84 @@ def replicate(tree: PyTree, mesh: Mesh | None = None) -> PyTree:
     arrays, static = eqx.partition(tree, _is_array)
     replicated = NamedSharding(mesh, PartitionSpec())
     return eqx.combine(jax.device_put(arrays, replicated), static)
+
+
+def _edge_counts(arrays) -> set[int]:
+    # The lengths of the edge lists of a model: integer arrays of shape (E, 2).
+    return {
+        int(np.shape(a)[0])
+        for a in jax.tree.leaves(arrays)
+        if np.ndim(a) == 2
+        and np.shape(a)[1] == 2
+        and jnp.issubdtype(jnp.result_type(a), jnp.integer)
+    }
+
+
+def shard_nodes(tree: PyTree, num_nodes: int, mesh: Mesh | None = None) -> PyTree:
+    r"""Splits one network over the devices of `mesh` by node partition: each device
+    holds a contiguous block of $N/\text{devices}$ nodes and what belongs to them.
+
+    Every array leaf of `tree` (a model, a state, or both) whose leading axis is the
+    node axis (length `num_nodes`: states `(N, D)`, biases, fields, frequencies, and
+    the rows of dense `(N, N)` couplings and weights) or an edge axis (the length of
+    an `(E, 2)` edge list of `tree`: the edge list and its per-edge parameters) is
+    split along it; every other leaf is replicated. An edge list sorted by its first
+    node, as hopkur's graph builders return them, is thereby split by its rows.
+
+    Under `jit`, JAX's partitioner (GSPMD) then runs the vector field, the energy and
+    whole solves on the pieces, with the collectives they need (the mean of a
+    mean-field coupling is an all-reduce; a dense coupling's product gathers the state
+    while its weights stay split), and the results equal the unsharded ones up to
+    floating-point reassociation. Each device stores $1/\text{devices}$ of the
+    node- and edge-indexed arrays, which is what lets a network larger than one
+    device's memory run at all (benchmarks/README.md, "One network over several
+    devices"). Couplings evaluated by the compiled CPU kernels (`method="auto"` with
+    [`hopkur.native_kernels`][] built) cannot be partitioned and are gathered onto
+    every device: build edge couplings with `method="segment"` or `method="dense"`
+    to shard them.
+
+    **Arguments:**
+
+    - `tree`: a model, a state, or any pytree of them.
+    - `num_nodes`: $N$, the number of nodes (oscillators, or units) of the network;
+      it must be a multiple of the number of devices.
+    - `mesh`: a one-dimensional mesh; default [`hopkur.distributed.global_mesh`][].
+
+    **Returns:**
+
+    `tree` with its node- and edge-indexed arrays split over the mesh and the others
+    replicated.
+    """
+    call = "hopkur.distributed.shard_nodes"
+    mesh, axis = _mesh_and_axis(call, mesh)
+    count = mesh.devices.size
+    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
+        raise ValueError(
+            f"`{call}(num_nodes=...)` must be a positive integer; got {num_nodes!r}."
+        )
+    if num_nodes % count:
+        raise ValueError(
+            f"`{call}(num_nodes=...)` must be a multiple of the {count} devices of the "
+            f"mesh, so that each holds as many nodes; got {num_nodes} nodes."
+        )
+    arrays, static = eqx.partition(tree, _is_array)
+    edges = _edge_counts(arrays)
+    for e in sorted(edges):
+        if e % count:
+            raise ValueError(
+                f"`{call}(tree=...)` has an edge list of {e} edges, which does not "
+                f"split over the {count} devices of the mesh; use a number of devices "
+                f"that divides {e}, or `hopkur.distributed.replicate`."
+            )
+    split_sizes = {num_nodes} | edges
+    split = NamedSharding(mesh, PartitionSpec(axis))
+    whole = NamedSharding(mesh, PartitionSpec())
+
+    def place(a):
+        by_nodes = np.ndim(a) >= 1 and np.shape(a)[0] in split_sizes
+        return jax.device_put(a, split if by_nodes else whole)
+
+    return eqx.combine(jax.tree.map(place, arrays), static)
 
 
 def _host_copy(a: jax.Array) -> np.ndarray:

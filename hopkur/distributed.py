@@ -12,6 +12,8 @@ processes splits a batch among them. This module is the thin glue:
 - [`hopkur.distributed.shard_batch`][] and [`hopkur.distributed.replicate`][] place a
   batch and the parameters on it, for a data-parallel training step (the gradient of a
   mean over a globally sharded batch is averaged across processes by XLA);
+- [`hopkur.distributed.shard_nodes`][] splits one network (a model and its state)
+  over the devices by node partition, for networks too large for one device;
 - [`hopkur.distributed.gather_to_process_zero`][] brings results back to the host of
   process 0, which is the one to write them.
 
@@ -25,4 +27,5 @@ from ._distributed import (
     initialize as initialize,
     replicate as replicate,
     shard_batch as shard_batch,
+    shard_nodes as shard_nodes,
 )

@@ -43,6 +43,7 @@ CASE_NAMES = (
     "crossover",
     "adjoints",
     "compile_time",
+    "node_sharding",
 )
 
 
