@@ -44,6 +44,7 @@ CASE_NAMES = (
     "adjoints",
     "compile_time",
     "node_sharding",
+    "arithmetic_limit",
 )
 
 
