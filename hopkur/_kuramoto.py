@@ -283,13 +283,20 @@ class DenseCoupling(_AbstractLagged):
     def check_size(self, n):
         _check_num_oscillators(self, n)
 
+    def _product(self, y):
+        # K y = (W y + W^T y) / 2 - diag(W) y, without forming K: no N x N temporary,
+        # and a row-sharded W (`hopkur.distributed.shard_nodes`) stays sharded.
+        w = self.weights
+        both = 0.5 * (w @ y + w.T @ y)
+        return both - jnp.diagonal(w)[:, None] * y
+
     def drive(self, x):
-        return self.matrix @ _lagged(
-            "DenseCoupling", x, self.phase_lag, self.lag_generator
+        return self._product(
+            _lagged("DenseCoupling", x, self.phase_lag, self.lag_generator)
         )
 
     def energy(self, x):
-        return -0.5 * jnp.sum(x * (self.matrix @ x))
+        return -0.5 * jnp.sum(x * self._product(x))
 
 
 DenseCoupling.__init__.__doc__ = """**Arguments:**
