@@ -30,7 +30,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
-import optimistix as optx
 from jaxtyping import Array, Bool, PyTree
 
 from ._custom_types import Args, RealScalarLike, Scalar
@@ -105,12 +104,6 @@ def per_sample_max(norm: Callable[[PyTree[Array]], Any]) -> Callable:
         return jnp.max(jax.vmap(norm)(y))
 
     return batch_norm
-
-
-def max_sample_rms_norm(y: PyTree[Array]) -> Array:
-    """The largest, over the leading (batch) axis, of each sample's root-mean-square
-    over all its entries (all leaves of the pytree): `per_sample_max(rms_norm)`."""
-    return per_sample_max(optx.rms_norm)(y)
 
 
 def joint_controller(

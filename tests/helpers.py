@@ -5,6 +5,10 @@ model family at a random size, so that every generic test runs over every family
 """
 
 import functools as ft
+import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import diffrax as dfx
@@ -324,3 +328,23 @@ def family_batch(make_system, seeds, n, d):
     """`len(seeds)` random instances of one family at a fixed size, stacked."""
     built = [make_system(jr.key(seed), n, d) for seed in seeds]
     return stack([b[0] for b in built]), stack([b[1] for b in built])
+
+
+def run_on_host_devices(script: str, count: int = 4) -> dict:
+    """Runs `script` with Python in a child process whose CPU shows `count` host
+    devices (the count is fixed when JAX starts, so it cannot change in this one) and
+    returns the JSON object its last line of output prints."""
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (
+        env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={count}"
+    ).strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

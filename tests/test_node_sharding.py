@@ -6,16 +6,14 @@ node- and edge-indexed arrays.
 The device count must be set before JAX is imported: the check runs in a subprocess.
 """
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax.numpy as jnp
 import pytest
 
 import hopkur.distributed as hd
+
+from .helpers import run_on_host_devices
 
 
 SCRIPT = textwrap.dedent(
@@ -129,20 +127,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_sharded_network_equals_unsharded():
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
-    ).strip()
-    env["JAX_PLATFORMS"] = "cpu"
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_on_host_devices(SCRIPT, 4)
     errors = result.pop("errors")
     assert "must be a multiple of the 4 devices" in errors[0]
     assert "got 18 nodes" in errors[0]

@@ -4,11 +4,9 @@ The device count must be set before JAX is imported, so the check runs in a subp
 with `XLA_FLAGS=--xla_force_host_platform_device_count=4`.
 """
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
+
+from .helpers import run_on_host_devices
 
 
 SCRIPT = textwrap.dedent(
@@ -75,20 +73,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_sharded_batch_equals_unsharded():
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
-    ).strip()
-    env["JAX_PLATFORMS"] = "cpu"
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_on_host_devices(SCRIPT, 4)
     assert result["shape"] == [10, 1, 6, 2]
     assert result["diff_models"] <= 1e-12
     # vmap over parameters and initial states equals solving each element alone (up
