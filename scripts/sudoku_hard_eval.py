@@ -6,7 +6,9 @@ starts per puzzle, for each T_eval = m * T_train with m in `--multipliers`, on t
 nested (start j of puzzle i does not depend on how many starts are run), so the K = 16
 vote uses the first 16 of the K = 256 starts and the gain curve compares the same
 puzzles and the same starts. Votes rank starts by the final energy and by the energy
-summed over the steps. Every board accuracy comes with a Wilson 95% interval; the
+summed over the steps, and (the reference, what `hopkur sudoku solve` does) by the
+number of violated Sudoku constraints, ties broken by the final energy ("checked").
+Every board accuracy comes with a Wilson 95% interval; the
 "any correct" column is the share of puzzles with a correct board among the first K
 starts (what a perfect ranking would give).
 
@@ -31,6 +33,7 @@ import numpy as np
 from hopkur.data.sudoku import sudoku_dataset
 from hopkur.experiments import sudoku as S
 from hopkur.experiments.sudoku_eval import (
+    checked_scores,
     ENERGIES,
     run_starts,
     score_starts,
@@ -122,10 +125,11 @@ def main(argv: list[str] | None = None) -> int:
             wrong_cells=wrong,
             blocks=blocks,
         )
-        for energy, name in ENERGIES.items():
-            curve = voting_curve(
-                result[name], correct, args.votes, blank_right=blank_right
-            )
+        rankings = {energy: result[name] for energy, name in ENERGIES.items()}
+        # The reference: rank by the checkable constraints, then by final energy.
+        rankings["checked"] = checked_scores(violations, result["final_energy"])
+        for energy, scores in rankings.items():
+            curve = voting_curve(scores, correct, args.votes, blank_right=blank_right)
             for row in curve:
                 rows.append(
                     {"blocks": blocks, "multiplier": m, "energy": energy, **row}

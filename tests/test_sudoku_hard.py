@@ -19,6 +19,7 @@ from hopkur.data.sudoku import (
     violated_units,
 )
 from hopkur.experiments.sudoku_eval import (
+    checked_scores,
     run_starts,
     score_starts,
     voting_curve,
@@ -170,3 +171,25 @@ def test_voting_curve(seed):
     assert [r["solved"] for r in ranked] == reach
     with pytest.raises(ValueError, match="votes"):
         voting_curve(energies, correct, [17])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_checked_scores_rank_by_violations_then_energy(seed):
+    rng = np.random.default_rng(seed)
+    violations = rng.integers(0, 4, size=(30, 12))
+    energies = rng.normal(size=(30, 12))
+    scores = checked_scores(violations, energies)
+    for k in (1, 5, 12):
+        best = np.argmin(scores[:, :k], axis=1)
+        for i, j in enumerate(best):
+            v, e = violations[i, :k], energies[i, :k]
+            fewest = np.flatnonzero(v == v.min())
+            # The fewest violations win; among them, the lowest energy.
+            assert j == fewest[np.argmin(e[fewest])]
+    # With correct boards the only ones without violations, voting by the check
+    # finds a correct start whenever one exists.
+    correct = violations == 0
+    rows = voting_curve(scores, correct, [1, 4, 12])
+    assert all(r["solved"] == r["any_correct"] for r in rows)
+    with pytest.raises(ValueError, match="same shape"):
+        checked_scores(violations[:, :3], energies)

@@ -55,6 +55,18 @@ class SudokuTrainSettings:
         f"AKOrN coupling (default: {_defaults()['coupling']}, the shipped model's)",
         choices=("relational", "attention"),
     )
+    attention: str = setting(
+        _defaults()["attention"],
+        "AKOrN/transformer attention masked to each cell's row/column/box peers, or "
+        "over all 81 cells (told apart by learned positional embeddings)",
+        choices=("peers", "all"),
+    )
+    omega: str = setting(
+        _defaults()["omega"],
+        "natural frequencies: none, one learned global Omega (shared), or one per "
+        "oscillator group",
+        choices=("none", "shared", "group"),
+    )
     channels: int = setting(
         _defaults()["channels"], "channels per cell", minimum=1, maximum=4096
     )
@@ -69,6 +81,18 @@ class SudokuTrainSettings:
     )
     gamma: float = setting(
         _defaults()["gamma"], "Kuramoto step size", above=0, maximum=1e3
+    )
+    loss: str = setting(
+        _defaults()["loss"],
+        "cross-entropy on the blanks averaged over the iterations, or on all 81 "
+        "cells after the last iteration only (the published recipe)",
+        choices=("blanks-iterations", "all-last"),
+    )
+    ema: float = setting(
+        _defaults()["ema"],
+        "decay of a moving average of the weights, saved as the checkpoint (0: none)",
+        minimum=0,
+        below=1,
     )
     batch: int = setting(_defaults()["batch"], "batch size", minimum=1, maximum=65536)
     lr: float = setting(_defaults()["lr"], "peak learning rate", above=0, maximum=10.0)

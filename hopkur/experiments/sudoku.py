@@ -3,7 +3,9 @@
 A run folder holds `config.json` (the model and training settings), `checkpoint.eqx`
 (the model's leaves, `equinox.tree_serialise_leaves`), `opt_state.eqx` and `state.json`
 (iteration, elapsed training time, for `--resume`), and `metrics.jsonl` (one JSON line
-per evaluation). Every file is written atomically, so an interrupted run leaves a
+per evaluation). With a moving average of the weights (`ema > 0`), `checkpoint.eqx`
+holds the averaged weights (the ones evaluated and used) and `train_model.eqx` the
+trained ones. Every file is written atomically, so an interrupted run leaves a
 loadable checkpoint.
 """
 
@@ -46,8 +48,10 @@ DEFAULTS: dict[str, Any] = {
     "gamma": 1.0,
     "omega": "group",
     "heads": 4,
-    "structured": True,  # attention masked to row/column/box peers
+    "attention": "peers",  # attention masked to the row/column/box peers, or "all"
     # training
+    "loss": "blanks-iterations",  # or "all-last" (see `LOSSES`)
+    "ema": 0.0,  # decay of an exponential moving average of the weights (0: none)
     "lr": 2e-3,
     "weight_decay": 1e-4,
     "batch": 16,
@@ -102,8 +106,32 @@ MODEL_KEYS = (
     "gamma",
     "omega",
     "heads",
-    "structured",
+    "attention",
 )
+
+# The training losses: cross-entropy on the blank cells averaged over the iterations
+# (deep supervision, hopkur's recipe), or on all 81 cells after the last iteration
+# only (the published AKOrN recipe).
+LOSSES = ("blanks-iterations", "all-last")
+
+# How attention is masked: to each cell's row/column/box peers (and itself), or not
+# at all (every cell attends to every cell; positions told apart by the coupling's
+# learned positional embedding).
+ATTENTION = ("peers", "all")
+
+
+def _attention_masked(config: dict[str, Any]) -> bool:
+    """Whether the attention of `config` is masked to the peers. Configurations
+    written before the `attention` key said `structured: true/false`."""
+    if "attention" not in config and "structured" in config:
+        return bool(config["structured"])
+    attention = {**DEFAULTS, **config}["attention"]
+    if attention not in ATTENTION:
+        raise ValueError(
+            f"`build_model(config)` needs attention 'peers' or 'all'; got "
+            f"{attention!r}."
+        )
+    return attention == "peers"
 
 
 def build_model(
@@ -111,6 +139,7 @@ def build_model(
 ) -> "_models.SudokuAKOrN | _models.SudokuTransformer":
     """Builds the model described by the model keys of `config` (see `DEFAULTS`)."""
     cfg = {**DEFAULTS, **config}
+    structured = _attention_masked(config)
     if cfg["model"] == "akorn":
         return _models.SudokuAKOrN(
             cfg["channels"],
@@ -120,7 +149,7 @@ def build_model(
             gamma=cfg["gamma"],
             coupling=cfg["coupling"],
             num_heads=cfg["heads"],
-            structured=cfg["structured"],
+            structured=structured,
             omega=cfg["omega"],
             dtype=dtype,
             key=key,
@@ -130,7 +159,7 @@ def build_model(
             cfg["channels"],
             blocks=cfg["blocks"],
             num_heads=cfg["heads"],
-            structured=cfg["structured"],
+            structured=structured,
             dtype=dtype,
             key=key,
         )
@@ -317,13 +346,17 @@ def evaluate(
 # --------------------------------------------------------------------------------------
 
 
-def _loss(model, puzzles, solutions, keys):
+def _loss(model, puzzles, solutions, keys, kind):
+    """`(training loss, cross-entropy on the blanks at the last iteration)`; the
+    training loss is that of `kind` (one of `LOSSES`)."""
     logits, _ = jax.vmap(lambda p, k: model(p, key=k))(puzzles, keys)  # (b, L, 81, 9)
     target = solutions.astype(jnp.int32) - 1
     logp = jax.nn.log_softmax(logits, axis=-1)
     nll = -jnp.take_along_axis(logp, target[:, None, :, None], axis=-1)[..., 0]
     blanks = (puzzles == 0).astype(logits.dtype)[:, None, :]
     per_block = jnp.sum(nll * blanks, axis=(0, 2)) / jnp.maximum(jnp.sum(blanks), 1.0)
+    if kind == "all-last":
+        return jnp.mean(nll[:, -1]), per_block[-1]
     # Mean over iterations (deep supervision, as in recurrent relational networks).
     return jnp.mean(per_block), per_block[-1]
 
@@ -338,10 +371,10 @@ def _make_optimiser(weight_decay: float):
 
 
 @eqx.filter_jit
-def _train_step(model, opt_state, puzzles, solutions, key, lr, optim):
+def _train_step(model, opt_state, puzzles, solutions, key, lr, optim, loss_kind):
     keys = jr.split(key, puzzles.shape[0])
     (loss, last), grads = eqx.filter_value_and_grad(_loss, has_aux=True)(
-        model, puzzles, solutions, keys
+        model, puzzles, solutions, keys, loss_kind
     )
     params = eqx.filter(model, eqx.is_inexact_array)
     updates, opt_state = optim.update(grads, opt_state, params)
@@ -349,6 +382,25 @@ def _train_step(model, opt_state, puzzles, solutions, key, lr, optim):
     updates = jax.tree_util.tree_map(lambda u: lr.astype(u.dtype) * u, updates)
     model = eqx.apply_updates(model, updates)
     return model, opt_state, loss, last
+
+
+def ema_decay(decay: float, iteration: int) -> float:
+    """The decay of the weights' moving average after `iteration` updates:
+    `min(decay, (1 + t) / (10 + t))`, so that the first updates are not averaged
+    with the random initial weights for long."""
+    return min(decay, (1 + iteration) / (10 + iteration))
+
+
+@eqx.filter_jit
+def _ema_update(average, model, decay):
+    """`average + (1 - decay) (model - average)` over the floating-point leaves."""
+
+    def mix(a, m):
+        if eqx.is_inexact_array(a):
+            return a + (1 - decay.astype(a.dtype)) * (m - a)
+        return a
+
+    return jax.tree_util.tree_map(mix, average, model)
 
 
 def learning_rate(cfg: dict[str, Any], iteration: int, elapsed: float) -> float:
@@ -362,13 +414,21 @@ def learning_rate(cfg: dict[str, Any], iteration: int, elapsed: float) -> float:
 
 
 def load_resume_state(folder: str | Path, optim=None):
-    """`(model, optimiser state, loop state)` of the run in `folder`, checked (a
-    `RunStateError` if a file is missing, of the wrong type or corrupt)."""
+    """`(model, optimiser state, loop state, average)` of the run in `folder`, checked
+    (a `RunStateError` if a file is missing, of the wrong type or corrupt). With a
+    moving average of the weights (`ema > 0`), `model` holds the trained weights
+    (`train_model.eqx`) and `average` the averaged ones (`checkpoint.eqx`); without,
+    `average` is `None`."""
     folder = Path(folder)
+    saved = check_config(_read_json(folder / "config.json"), str(folder))
     if optim is None:
-        saved = check_config(_read_json(folder / "config.json"), str(folder))
         optim = _make_optimiser({**DEFAULTS, **saved}["weight_decay"])
-    model, _ = load_model(folder)
+    average = None
+    if {**DEFAULTS, **saved}["ema"] > 0:
+        average, _ = load_model(folder)
+        model, _ = load_model(folder, TRAIN_MODEL)
+    else:
+        model, _ = load_model(folder)
     opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))
     opt_state = _deserialise(folder / "opt_state.eqx", opt_state)
     state = _read_json(folder / "state.json")
@@ -380,7 +440,12 @@ def load_resume_state(folder: str | Path, optim=None):
         and math.isfinite(state["elapsed"])
     ):
         raise RunStateError(f"{folder / 'state.json'} is corrupt: {state!r}")
-    return model, opt_state, state
+    return model, opt_state, state, average
+
+
+# With a moving average of the weights, `checkpoint.eqx` holds the averaged weights
+# (the model that is evaluated and used) and this file the trained ones.
+TRAIN_MODEL = "train_model.eqx"
 
 
 def train(
@@ -416,11 +481,18 @@ def train(
         for k in RESUMABLE_KEYS:
             if k in config:
                 cfg[k] = config[k]
-        model, opt_state, state = load_resume_state(folder, optim)
+        model, opt_state, state, average = load_resume_state(folder, optim)
     else:
         model = build_model(cfg, key=model_key)
         opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))
         state = {"iteration": 0, "elapsed": 0.0}
+        average = model if cfg["ema"] > 0 else None
+    if cfg["loss"] not in LOSSES:
+        raise ValueError(
+            f"`train(config)`: loss must be one of {LOSSES}; got {cfg['loss']!r}."
+        )
+    if not 0 <= cfg["ema"] < 1:
+        raise ValueError(f"`train(config)`: ema must be in [0, 1); got {cfg['ema']}.")
     atomic_write_json(folder / "config.json", cfg)
 
     puzzles, solutions = sudoku_dataset(
@@ -431,13 +503,19 @@ def train(
     n_params = count_parameters(model)
     log(f"sudoku train: {cfg['model']} with {n_params} parameters")
 
+    def used():
+        # The weights that are evaluated and saved as `checkpoint.eqx`.
+        return model if average is None else average
+
     def checkpoint():
-        if not all_finite(model):
+        if not all_finite(model) or not all_finite(used()):
             raise FloatingPointError(
                 f"sudoku train: the parameters became non-finite by iteration "
                 f"{state['iteration']}; the last good checkpoint is kept"
             )
-        atomic_save_eqx(folder / "checkpoint.eqx", model)
+        if average is not None:
+            atomic_save_eqx(folder / TRAIN_MODEL, model)
+        atomic_save_eqx(folder / "checkpoint.eqx", used())
         atomic_save_eqx(folder / "opt_state.eqx", opt_state)
         atomic_write_json(folder / "state.json", state)
 
@@ -478,7 +556,11 @@ def train(
             sub,
             jnp.asarray(lr, jnp.float32),
             optim,
+            cfg["loss"],
         )
+        if average is not None:
+            decay = ema_decay(cfg["ema"], state["iteration"])
+            average = _ema_update(average, model, jnp.asarray(decay, jnp.float32))
         loss = float(loss)
         if not math.isfinite(loss):
             raise FloatingPointError(f"sudoku train: loss became {loss}")
@@ -495,7 +577,7 @@ def train(
         )
         if state["elapsed"] - last_eval >= cfg["eval_every"] or done:
             last_eval = state["elapsed"]
-            metrics = evaluate(model, test_p, test_s, key=jr.key(1))
+            metrics = evaluate(used(), test_p, test_s, key=jr.key(1))
             metrics.update(
                 iteration=state["iteration"],
                 elapsed=round(state["elapsed"], 1),

@@ -28,6 +28,38 @@ from ..data.sudoku import constraint_violations
 ENERGIES = {"final": "final_energy", "summed": "summed_energy"}
 
 
+def checked_scores(violations: ArrayLike, energies: ArrayLike) -> np.ndarray:
+    """Scores that rank a puzzle's starts by their number of violated Sudoku
+    constraints, ties broken by energy (lower wins in both).
+
+    A board with no violated constraint that keeps the givens is a solution, which
+    anyone can check; ranking by the check is what `hopkur sudoku solve` does, and the
+    reference that energy voting is measured against.
+
+    **Arguments:**
+
+    - `violations`: `(n, s)` violated constraints per start (see
+        [`hopkur.experiments.sudoku_eval.score_starts`][]).
+    - `energies`: `(n, s)` energies.
+
+    **Returns:**
+
+    `(n, s)` scores for [`hopkur.experiments.sudoku_eval.voting_curve`][]: the
+    violations plus the start's energy rank within its puzzle, scaled into `[0, 1)`.
+    The ranks are over all `s` starts, so they order every prefix of starts as the
+    energies do.
+    """
+    violations = np.asarray(violations, dtype=np.float64)
+    energies = np.asarray(energies)
+    if violations.shape != energies.shape or violations.ndim != 2:
+        raise ValueError(
+            "`checked_scores(violations, energies)` needs two arrays of the same "
+            f"shape (n, s); got {violations.shape} and {energies.shape}."
+        )
+    ranks = np.argsort(np.argsort(energies, axis=1, kind="stable"), axis=1)
+    return violations + ranks / energies.shape[1]
+
+
 def wilson_interval(
     successes: int, n: int, confidence: float = 0.95
 ) -> tuple[float, float]:
