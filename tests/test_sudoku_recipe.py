@@ -11,8 +11,10 @@ import jax.random as jr
 import numpy as np
 import pytest
 
+from hopkur import AttentionCoupling
 from hopkur.data.sudoku import sudoku_dataset
 from hopkur.experiments import sudoku as S
+from hopkur.experiments.sudoku_model import SudokuAKOrN, SudokuTransformer
 
 
 TINY = {"channels": 8, "dim": 4, "steps": 1, "blocks": 3, "heads": 2}
@@ -54,6 +56,18 @@ def test_losses_are_the_documented_cross_entropies(data, seed):
     assert float(every_cell) != pytest.approx(float(deep), rel=1e-3)
 
 
+def _attention(model: SudokuAKOrN) -> AttentionCoupling:
+    coupling = model.layer.coupling
+    assert isinstance(coupling, AttentionCoupling)
+    return coupling
+
+
+def _mask(model):
+    if isinstance(model, SudokuTransformer):
+        return model.mask
+    return _attention(model).mask
+
+
 def test_attention_all_cells_or_peers():
     for config, masked in [
         ({}, True),
@@ -65,7 +79,7 @@ def test_attention_all_cells_or_peers():
     ]:
         for kind in ("akorn", "transformer"):
             model = S.build_model({**TINY, "model": kind, **config}, key=jr.key(0))
-            mask = model.layer.coupling.mask if kind == "akorn" else model.mask
+            mask = _mask(model)
             assert (mask is not None) == masked, (config, kind)
     with pytest.raises(ValueError, match="attention 'peers' or 'all'"):
         S.build_model({**TINY, "attention": "rows"}, key=jr.key(0))
@@ -76,7 +90,8 @@ def test_all_cell_attention_uses_positions(data):
     # with it zeroed and the same digit everywhere, permuting the cells permutes the
     # coupling's output.
     model = S.build_model({**TINY, "attention": "all"}, key=jr.key(3))
-    coupling = model.layer.coupling
+    assert isinstance(model, SudokuAKOrN)
+    coupling = _attention(model)
     x = jr.normal(jr.key(4), (81, TINY["channels"]))
     perm = np.random.default_rng(0).permutation(81)
     out = coupling(x)

@@ -8,7 +8,7 @@ among their puzzle's starts (uniform if the energy carries no information about
 correctness, piled at rank 1 if energy voting works). Writes
 `docs/figures/sudoku_energy.png` and the numbers to `docs/figures/sudoku_energy.json`.
 
-    python scripts/figures/sudoku_energy.py          # 500 puzzles x 16 starts, 32 its
+    python scripts/figures/sudoku_energy.py          # 500 puzzles x 256 starts, 32 its
     python scripts/figures/sudoku_energy.py --data runs/sudoku-hard-eval/starts-m4.npz
     python scripts/figures/sudoku_energy.py --fast   # 10 puzzles x 4 starts
 """
@@ -37,8 +37,10 @@ FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures"
 def _starts(args) -> dict:
     if args.data is not None:
         with np.load(args.data) as data:
-            return {k: data[k] for k in data.files} | {"source": str(args.data)}
-    n, starts, multiplier = (10, 4, 1) if args.fast else (500, 16, 4)
+            return {k: data[k] for k in data.files} | {
+                "source": f"per-start data {Path(args.data).name}"
+            }
+    n, starts, multiplier = (10, 4, 1) if args.fast else (500, 256, 4)
     model, config = load_shipped_model()
     blocks = multiplier * int(config["blocks"])
     puzzles, solutions = hard_set(n)
