@@ -53,12 +53,14 @@ def markdown(rows: list[dict], split: str, n: int) -> str:
     lines = [
         f"Split `{split}`, {n} puzzles; 95% Wilson intervals in brackets.",
         "",
-        "| T_eval | energy | K | boards solved | any start correct | blank cells |",
+        "| iterations x steps | energy | K | boards solved | any start correct | "
+        "blank cells |",
         "|---:|:---|---:|:---|:---|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['blocks']} ({r['multiplier']}x) | {r['energy']} | {r['votes']} | "
+            f"| {r['blocks']} x {r['steps']} ({r['multiplier']}x) | {r['energy']} | "
+            f"{r['votes']} | "
             f"{100 * r['board_accuracy']:.1f}% [{100 * r['low']:.1f}, "
             f"{100 * r['high']:.1f}] ({r['solved']}/{r['n']}) | "
             f"{100 * r['any_correct'] / r['n']:.1f}% [{100 * r['any_low']:.1f}, "
@@ -83,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--multipliers", type=_ints, default=[4], help="T_eval / T_train"
     )
+    parser.add_argument(
+        "--extend",
+        choices=("blocks", "steps"),
+        default="blocks",
+        help="what the multiplier lengthens: the recurrent iterations, or the "
+        "Kuramoto steps of each (for one-iteration models, as AKOrN's T_eval)",
+    )
     parser.add_argument("--batch", type=int, default=50, help="puzzles per call")
     parser.add_argument("--out", default="runs/sudoku-hard-eval")
     parser.add_argument("--quiet", action="store_true")
@@ -102,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     starts = max(args.votes)
     rows, timings = [], {}
     for m in args.multipliers:
-        blocks = m * int(config["blocks"])
+        blocks, steps = int(config["blocks"]), int(config["steps"])
+        if args.extend == "blocks":
+            blocks *= m
+        else:
+            steps *= m
         t1 = time.perf_counter()
         result = run_starts(
             model,
@@ -110,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             key=jr.key(args.seed),
             starts=starts,
             blocks=blocks,
+            steps=steps,
             batch=args.batch,
             progress=not args.quiet,
         )
@@ -124,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             violations=violations,
             wrong_cells=wrong,
             blocks=blocks,
+            steps=steps,
         )
         rankings = {energy: result[name] for energy, name in ENERGIES.items()}
         # The reference: rank by the checkable constraints, then by final energy.
@@ -132,7 +147,13 @@ def main(argv: list[str] | None = None) -> int:
             curve = voting_curve(scores, correct, args.votes, blank_right=blank_right)
             for row in curve:
                 rows.append(
-                    {"blocks": blocks, "multiplier": m, "energy": energy, **row}
+                    {
+                        "blocks": blocks,
+                        "steps": steps,
+                        "multiplier": m,
+                        "energy": energy,
+                        **row,
+                    }
                 )
                 if not args.quiet:
                     print(
@@ -148,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "votes": args.votes,
         "multipliers": args.multipliers,
+        "extend": args.extend,
         "checkpoint": args.checkpoint or "shipped",
         "config": config,
         "rows": rows,
