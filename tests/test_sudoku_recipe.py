@@ -26,9 +26,14 @@ def data(tmp_path_factory):
     return sudoku_dataset("test", 6, seed=0, cache_dir=cache)
 
 
+# Compiled once for every seed (the models share their structure).
+_loss = eqx.filter_jit(S._loss)
+
+
+@eqx.filter_jit
 def _nll(model, puzzles, solutions, keys):
     # Per board, iteration and cell: -log p(solution digit), written out directly.
-    logits = jnp.stack([model(p, key=k)[0] for p, k in zip(puzzles, keys, strict=True)])
+    logits = jax.vmap(lambda p, k: model(p, key=k)[0])(puzzles, keys)
     logp = jax.nn.log_softmax(logits, axis=-1)
     onehot = jax.nn.one_hot(solutions - 1, 9)
     return -jnp.sum(logp * onehot[:, None], axis=-1)  # (b, L, 81)
@@ -46,10 +51,10 @@ def test_losses_are_the_documented_cross_entropies(data, seed):
         float(np.sum(np.asarray(nll[:, i])[blanks]) / blanks.sum())
         for i in range(TINY["blocks"])
     ]
-    deep, last = S._loss(model, puzzles, solutions, keys, "blanks-iterations")
+    deep, last = _loss(model, puzzles, solutions, keys, "blanks-iterations")
     assert float(deep) == pytest.approx(np.mean(per_iteration), rel=1e-5)
     assert float(last) == pytest.approx(per_iteration[-1], rel=1e-5)
-    every_cell, last2 = S._loss(model, puzzles, solutions, keys, "all-last")
+    every_cell, last2 = _loss(model, puzzles, solutions, keys, "all-last")
     # All 81 cells (givens too) after the last iteration only.
     assert float(every_cell) == pytest.approx(float(jnp.mean(nll[:, -1])), rel=1e-5)
     assert float(last2) == pytest.approx(per_iteration[-1], rel=1e-5)
