@@ -90,6 +90,18 @@ def test_attention_all_cells_or_peers():
         S.build_model({**TINY, "attention": "rows"}, key=jr.key(0))
 
 
+def test_older_configs_are_renamed_where_they_are_read():
+    # A run written before the `attention` key: every reader of config.json
+    # (load_model, --resume) sees `attention`, so a resumed run rewrites its
+    # config.json with the key that matches its checkpoint.
+    for structured, attention in [(True, "peers"), (False, "all")]:
+        cfg = S.check_config({**TINY, "structured": structured}, "run")
+        assert cfg["attention"] == attention and "structured" not in cfg
+    assert S.check_config({"attention": "all"}, "run") == {"attention": "all"}
+    with pytest.raises(S.RunStateError, match="'structured' must be of type bool"):
+        S.check_config({"structured": "no"}, "run")
+
+
 def test_all_cell_attention_uses_positions(data):
     # Without a mask, attention tells cells apart only by the positional embedding:
     # with it zeroed and the same digit everywhere, permuting the cells permutes the

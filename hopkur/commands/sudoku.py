@@ -40,6 +40,14 @@ def _defaults() -> dict:
     return DEFAULTS
 
 
+def _choices(name: str) -> tuple[str, ...]:
+    """The allowed values of a recipe key (`LOSSES`, `ATTENTION` of
+    `hopkur.experiments.sudoku`)."""
+    from ..experiments import sudoku
+
+    return getattr(sudoku, name)
+
+
 @dataclasses.dataclass(frozen=True)
 class SudokuTrainSettings:
     """The settings of `hopkur sudoku train` (defaults: the shipped model's recipe,
@@ -59,7 +67,7 @@ class SudokuTrainSettings:
         _defaults()["attention"],
         "AKOrN/transformer attention masked to each cell's row/column/box peers, or "
         "over all 81 cells (told apart by learned positional embeddings)",
-        choices=("peers", "all"),
+        choices=_choices("ATTENTION"),
     )
     omega: str = setting(
         _defaults()["omega"],
@@ -86,7 +94,7 @@ class SudokuTrainSettings:
         _defaults()["loss"],
         "cross-entropy on the blanks averaged over the iterations, or on all 81 "
         "cells after the last iteration only (the published recipe)",
-        choices=("blanks-iterations", "all-last"),
+        choices=_choices("LOSSES"),
     )
     ema: float = setting(
         _defaults()["ema"],
@@ -436,7 +444,7 @@ def _train_settings(args, out: RunFolder) -> SudokuTrainSettings:
     where = f"--resume: {out.file('config.json')}: "
     saved = out.read_json("config.json")
     try:
-        S.check_config(saved, str(out.path))
+        saved = S.check_config(saved, str(out.path))
     except S.RunStateError as e:
         raise UsageError(f"--resume: {e}") from None
     names = {f.name for f in dataclasses.fields(SudokuTrainSettings)}

@@ -120,26 +120,28 @@ LOSSES = ("blanks-iterations", "all-last")
 ATTENTION = ("peers", "all")
 
 
-def _attention_masked(config: dict[str, Any]) -> bool:
-    """Whether the attention of `config` is masked to the peers. Configurations
-    written before the `attention` key said `structured: true/false`."""
-    if "attention" not in config and "structured" in config:
-        return bool(config["structured"])
-    attention = {**DEFAULTS, **config}["attention"]
-    if attention not in ATTENTION:
-        raise ValueError(
-            f"`build_model(config)` needs attention 'peers' or 'all'; got "
-            f"{attention!r}."
-        )
-    return attention == "peers"
+def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with the keys of older runs renamed: `structured: true/false`, written
+    before the `attention` key, becomes `attention: "peers"/"all"`."""
+    if "structured" not in config:
+        return config
+    config = dict(config)
+    structured = config.pop("structured")
+    config.setdefault("attention", "peers" if structured else "all")
+    return config
 
 
 def build_model(
     config: dict[str, Any], *, key, dtype=None
 ) -> "_models.SudokuAKOrN | _models.SudokuTransformer":
     """Builds the model described by the model keys of `config` (see `DEFAULTS`)."""
-    cfg = {**DEFAULTS, **config}
-    structured = _attention_masked(config)
+    cfg = {**DEFAULTS, **upgrade_config(config)}
+    if cfg["attention"] not in ATTENTION:
+        raise ValueError(
+            f"`build_model(config)` needs attention 'peers' or 'all'; got "
+            f"{cfg['attention']!r}."
+        )
+    structured = cfg["attention"] == "peers"
     if cfg["model"] == "akorn":
         return _models.SudokuAKOrN(
             cfg["channels"],
@@ -185,9 +187,15 @@ def _saved_dtype(path: Path):
 
 def check_config(config: Any, where: str) -> dict[str, Any]:
     """Checks a run's configuration against the types of `DEFAULTS` (an integer is
-    accepted for a float); returns it."""
+    accepted for a float); returns it, with the keys of older runs renamed
+    (`upgrade_config`)."""
     if not isinstance(config, dict):
         raise RunStateError(f"{where}: the configuration is not a table")
+    if not isinstance(config.get("structured", True), bool):
+        raise RunStateError(
+            f"{where}: 'structured' must be of type bool; got {config['structured']!r}"
+        )
+    config = upgrade_config(config)
     for key, value in config.items():
         if key not in DEFAULTS:
             continue
@@ -508,7 +516,7 @@ def train(
         return model if average is None else average
 
     def checkpoint():
-        if not all_finite(model) or not all_finite(used()):
+        if not all_finite(model) or (average is not None and not all_finite(average)):
             raise FloatingPointError(
                 f"sudoku train: the parameters became non-finite by iteration "
                 f"{state['iteration']}; the last good checkpoint is kept"
