@@ -31,7 +31,7 @@ import jax.random as jr
 import numpy as np
 
 from hopkur.data.sudoku import sudoku_dataset
-from hopkur.experiments import sudoku as S
+from hopkur.experiments import sudoku_run
 from hopkur.experiments.sudoku_eval import (
     checked_scores,
     ENERGIES,
@@ -103,9 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0, c0 = time.perf_counter(), time.process_time()
     if args.checkpoint is None:
-        model, config = S.load_shipped_model()
+        model, config = sudoku_run.load_shipped_model()
     else:
-        model, config = S.load_model(args.checkpoint)
+        model, config = sudoku_run.load_model(args.checkpoint)
     puzzles, solutions = sudoku_dataset(args.split, args.n, seed=args.data_seed)
     blanks = np.maximum(1, np.sum(puzzles == 0, axis=1))
     starts = max(args.votes)

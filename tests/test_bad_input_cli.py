@@ -137,7 +137,7 @@ def test_refused_resume_leaves_the_run_as_it_was(tmp_path, capsys):
 
 
 def _sudoku_run(folder: Path, **changes) -> Path:
-    from hopkur.experiments.sudoku import DEFAULTS
+    from hopkur.experiments.sudoku_run import DEFAULTS
 
     config = {**DEFAULTS, "channels": 8, "time_budget": 77.0, "max_iters": 5}
     config.update(changes)
@@ -235,14 +235,14 @@ def test_interrupted_run_keeps_what_it_wrote(tmp_path, capsys, monkeypatch):
 
 
 def test_metrics_history_is_cut_to_the_resumed_checkpoint(tmp_path):
-    from hopkur.experiments.sudoku import _read_history
+    from hopkur.experiments.sudoku_run import read_history
 
     path = tmp_path / "metrics.jsonl"
     lines = [2800, 4049, 2435, 3120]
     path.write_text("".join(json.dumps({"iteration": i}) + "\n" for i in lines) + "{")
-    kept = [entry["iteration"] for entry, _ in _read_history(path, 3000)]
+    kept = [entry["iteration"] for entry, _ in read_history(path, 3000)]
     assert kept == [2800]
-    kept = [entry["iteration"] for entry, _ in _read_history(path, 5000)]
+    kept = [entry["iteration"] for entry, _ in read_history(path, 5000)]
     assert kept == [2800, 4049]
 
 

@@ -153,16 +153,16 @@ def test_train_defaults_are_the_library_defaults_and_the_shipped_recipe():
     from hopkur.cli import build_parser
     from hopkur.commands._settings import resolve, to_dict
     from hopkur.commands.sudoku import SudokuTrainSettings
-    from hopkur.experiments import sudoku as S
+    from hopkur.experiments import sudoku_run
 
     args = build_parser().parse_args(["sudoku", "train"])
     settings = to_dict(resolve(SudokuTrainSettings, args))
     settings.pop("x64")
-    assert settings == {k: S.DEFAULTS[k] for k in settings}
+    assert settings == {k: sudoku_run.DEFAULTS[k] for k in settings}
     shipped = json.loads(
         files("hopkur.checkpoints").joinpath("sudoku_akorn.json").read_text()
     )
-    assert shipped == {k: S.DEFAULTS[k] for k in shipped}
+    assert shipped == {k: sudoku_run.DEFAULTS[k] for k in shipped}
 
 
 def _untrained_checkpoint(folder):
@@ -170,13 +170,13 @@ def _untrained_checkpoint(folder):
     import equinox as eqx
     import jax.random as jr
 
-    from hopkur.experiments import sudoku as S
+    from hopkur.experiments import sudoku_run
 
-    config = {**S.DEFAULTS, "channels": 8, "blocks": 1, "steps": 1, "heads": 2}
+    config = {**sudoku_run.DEFAULTS, "channels": 8, "blocks": 1, "steps": 1, "heads": 2}
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(config))
     eqx.tree_serialise_leaves(
-        str(folder / "checkpoint.eqx"), S.build_model(config, key=jr.key(0))
+        str(folder / "checkpoint.eqx"), sudoku_run.build_model(config, key=jr.key(0))
     )
     return folder
 

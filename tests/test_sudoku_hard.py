@@ -20,8 +20,10 @@ from hopkur.data.sudoku import (
 )
 from hopkur.experiments.sudoku_eval import (
     checked_scores,
+    describe_faults,
     run_starts,
     score_starts,
+    solve_with_restarts,
     voting_curve,
     wilson_interval,
 )
@@ -152,6 +154,35 @@ def test_run_starts_are_nested_and_votes_consistent():
     correct, violations, wrong = score_starts(many["boards"], puzzles, solutions)
     assert np.array_equal(correct, wrong == 0)
     assert np.all(violations[correct] == 0)
+
+
+def test_solve_with_restarts_rounds_and_failure():
+    # An untrained model fails: the rounds (2 + 2 + 1 starts) continue the numbering of
+    # the starts, and the answer is the lowest-energy board of all of them.
+    model = SudokuAKOrN(8, 4, steps=1, blocks=1, coupling="attention", key=jr.key(0))
+    puzzle = parse_puzzle(ROYLE_17)
+    key = jr.key(2)
+    found = solve_with_restarts(
+        model, puzzle, key=key, votes=2, max_starts=5, time_limit=1e6
+    )
+    every = run_starts(model, puzzle[None], key=key, starts=5)
+    assert not found["solved"] and found["starts"] == 5
+    best = int(np.argmin(every["final_energy"][0]))
+    assert found["start"] == best
+    assert np.array_equal(found["board"], every["boards"][0, best])
+    assert np.isclose(found["energy"], every["final_energy"][0, best], rtol=1e-5)
+    # No time: one round only.
+    once = solve_with_restarts(
+        model, puzzle, key=key, votes=2, max_starts=5, time_limit=0.0
+    )
+    assert once["starts"] == 2
+    lines = describe_faults(found["board"], puzzle)
+    assert lines[-1].startswith("  givens changed: none")
+    assert any("with a repeated digit" in line for line in lines)
+    with pytest.raises(ValueError, match="votes >= 1"):
+        solve_with_restarts(
+            model, puzzle, key=key, votes=0, max_starts=5, time_limit=1.0
+        )
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -10,7 +10,7 @@ import pytest
 
 import hopkur.nn as nn
 from hopkur.data.sudoku import is_valid_solution, sudoku_dataset
-from hopkur.experiments import sudoku as S, sudoku_model
+from hopkur.experiments import sudoku as S, sudoku_model, sudoku_run
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ TINY = {"channels": 8, "dim": 4, "steps": 2, "blocks": 2, "coupling": "relationa
 
 
 def test_akorn_forward(data, getkey):
-    model = S.build_model({**TINY, "model": "akorn"}, key=getkey())
+    model = sudoku_run.build_model({**TINY, "model": "akorn"}, key=getkey())
     puzzle = jnp.asarray(data[0][0], jnp.int32)
     logits, energy = eqx.filter_jit(lambda m, p, k: m(p, key=k, blocks=3, steps=1))(
         model, puzzle, getkey()
@@ -35,7 +35,7 @@ def test_akorn_forward(data, getkey):
 
 
 def test_predict_keeps_givens_and_votes(data, getkey):
-    model = S.build_model({**TINY, "model": "akorn"}, key=getkey())
+    model = sudoku_run.build_model({**TINY, "model": "akorn"}, key=getkey())
     puzzles = data[0][:3]
     key = getkey()
     one, e1 = S.predict(model, puzzles, key=key, votes=1, batch=3)
@@ -52,7 +52,7 @@ def test_predict_keeps_givens_and_votes(data, getkey):
 
 
 def test_voting_selects_min_energy(data, getkey):
-    model = S.build_model({**TINY, "model": "akorn"}, key=getkey())
+    model = sudoku_run.build_model({**TINY, "model": "akorn"}, key=getkey())
     puzzles = jnp.asarray(data[0][:2], jnp.int32)
     keys = jr.split(getkey(), 5)
     _, best = S._predict_batch(model, puzzles, keys, None, None)
@@ -77,7 +77,9 @@ def test_relational_matches_sudoku_coupling(getkey):
 
 
 def test_transformer_forward(data, getkey):
-    model = S.build_model({**TINY, "model": "transformer", "heads": 2}, key=getkey())
+    model = sudoku_run.build_model(
+        {**TINY, "model": "transformer", "heads": 2}, key=getkey()
+    )
     puzzle = jnp.asarray(data[0][0], jnp.int32)
     logits, energy = model(puzzle, key=getkey())
     assert logits.shape == (2, 81, 9) and float(energy) == 0.0
@@ -109,16 +111,16 @@ def _check_training(data, tmp_path, monkeypatch):
     text = (tmp_path / "metrics.jsonl").read_text()
     lines = [json.loads(x) for x in text.splitlines()]
     assert lines[-1]["iteration"] == 40
-    assert metrics["parameters"] == S.count_parameters(
-        S.build_model(config, key=jr.key(0))
+    assert metrics["parameters"] == sudoku_run.count_parameters(
+        sudoku_run.build_model(config, key=jr.key(0))
     )
-    model, cfg = S.load_model(tmp_path)
+    model, cfg = sudoku_run.load_model(tmp_path)
     assert cfg["channels"] == 8
     # The loss on the training puzzles went down from the initial model's.
     p = jnp.asarray(data[0][:8], jnp.int32)
     s = jnp.asarray(data[1][:8], jnp.int32)
     keys = jr.split(jr.key(0), 8)
-    fresh = S.build_model(cfg, key=jr.split(jr.key(cfg["seed"]))[0])
+    fresh = sudoku_run.build_model(cfg, key=jr.split(jr.key(cfg["seed"]))[0])
     before = float(S._loss(fresh, p, s, keys, "blanks-iterations")[0])
     after = float(S._loss(model, p, s, keys, "blanks-iterations")[0])
     assert after < before - 0.05
@@ -130,17 +132,17 @@ def _check_training(data, tmp_path, monkeypatch):
 
 
 def test_shipped_checkpoint():
-    model, config = S.load_shipped_model()
+    model, config = sudoku_run.load_shipped_model()
     assert isinstance(model, sudoku_model.SudokuAKOrN)
     assert config["model"] == "akorn"
-    assert S.count_parameters(model) < 500_000
+    assert sudoku_run.count_parameters(model) < 500_000
 
 
 def test_shipped_checkpoint_answers():
     # The shipped checkpoint answers as it did before its model code moved: the boards
     # and energies in the fixture were computed with the earlier code (see
     # tests/data/make_sudoku_answers.py for how, and to regenerate it).
-    model, _ = S.load_shipped_model()
+    model, _ = sudoku_run.load_shipped_model()
     for case in json.loads(ANSWERS.read_text())["cases"]:
         puzzles = np.array([list(map(int, p)) for p in case["puzzles"]], np.int8)
         boards, energies = S.predict(
@@ -152,7 +154,7 @@ def test_shipped_checkpoint_answers():
 
 @pytest.mark.slow
 def test_shipped_checkpoint_accuracy():
-    model, config = S.load_shipped_model()
+    model, config = sudoku_run.load_shipped_model()
     puzzles, solutions = sudoku_dataset("test", 100, seed=0)
     boards, _ = S.predict(model, puzzles, key=jr.key(0), blocks=4 * config["blocks"])
     assert np.all(boards[puzzles > 0] == puzzles[puzzles > 0])

@@ -13,7 +13,7 @@ import pytest
 
 from hopkur import AttentionCoupling
 from hopkur.data.sudoku import sudoku_dataset
-from hopkur.experiments import sudoku as S
+from hopkur.experiments import sudoku as S, sudoku_run
 from hopkur.experiments.sudoku_model import SudokuAKOrN, SudokuTransformer
 
 
@@ -43,7 +43,7 @@ def _nll(model, puzzles, solutions, keys):
 def test_losses_are_the_documented_cross_entropies(data, seed):
     puzzles = jnp.asarray(data[0], jnp.int32)
     solutions = jnp.asarray(data[1], jnp.int32)
-    model = S.build_model(TINY, key=jr.key(seed))
+    model = sudoku_run.build_model(TINY, key=jr.key(seed))
     keys = jr.split(jr.key(seed + 10), puzzles.shape[0])
     nll = _nll(model, puzzles, solutions, keys)
     blanks = np.asarray(puzzles == 0)
@@ -83,11 +83,13 @@ def test_attention_all_cells_or_peers():
         ({"structured": False}, False),
     ]:
         for kind in ("akorn", "transformer"):
-            model = S.build_model({**TINY, "model": kind, **config}, key=jr.key(0))
+            model = sudoku_run.build_model(
+                {**TINY, "model": kind, **config}, key=jr.key(0)
+            )
             mask = _mask(model)
             assert (mask is not None) == masked, (config, kind)
     with pytest.raises(ValueError, match="attention 'peers' or 'all'"):
-        S.build_model({**TINY, "attention": "rows"}, key=jr.key(0))
+        sudoku_run.build_model({**TINY, "attention": "rows"}, key=jr.key(0))
 
 
 def test_older_configs_are_renamed_where_they_are_read():
@@ -95,18 +97,20 @@ def test_older_configs_are_renamed_where_they_are_read():
     # (load_model, --resume) sees `attention`, so a resumed run rewrites its
     # config.json with the key that matches its checkpoint.
     for structured, attention in [(True, "peers"), (False, "all")]:
-        cfg = S.check_config({**TINY, "structured": structured}, "run")
+        cfg = sudoku_run.check_config({**TINY, "structured": structured}, "run")
         assert cfg["attention"] == attention and "structured" not in cfg
-    assert S.check_config({"attention": "all"}, "run") == {"attention": "all"}
-    with pytest.raises(S.RunStateError, match="'structured' must be of type bool"):
-        S.check_config({"structured": "no"}, "run")
+    assert sudoku_run.check_config({"attention": "all"}, "run") == {"attention": "all"}
+    with pytest.raises(
+        sudoku_run.RunStateError, match="'structured' must be of type bool"
+    ):
+        sudoku_run.check_config({"structured": "no"}, "run")
 
 
 def test_all_cell_attention_uses_positions(data):
     # Without a mask, attention tells cells apart only by the positional embedding:
     # with it zeroed and the same digit everywhere, permuting the cells permutes the
     # coupling's output.
-    model = S.build_model({**TINY, "attention": "all"}, key=jr.key(3))
+    model = sudoku_run.build_model({**TINY, "attention": "all"}, key=jr.key(3))
     assert isinstance(model, SudokuAKOrN)
     coupling = _attention(model)
     x = jr.normal(jr.key(4), (81, TINY["channels"]))
@@ -152,8 +156,8 @@ def test_training_with_ema_and_all_cell_loss_resumes(data, tmp_path, monkeypatch
             "loss": "all-last",
         }
         S.train(config, tmp_path, progress=False, log=lambda s: None)
-        average, cfg = S.load_model(tmp_path)
-        trained, _ = S.load_model(tmp_path, S.TRAIN_MODEL)
+        average, cfg = sudoku_run.load_model(tmp_path)
+        trained, _ = sudoku_run.load_model(tmp_path, sudoku_run.TRAIN_MODEL)
         assert cfg["ema"] == 0.9 and cfg["loss"] == "all-last"
         leaves = lambda t: jax.tree_util.tree_leaves(
             eqx.filter(t, eqx.is_inexact_array)
@@ -163,16 +167,16 @@ def test_training_with_ema_and_all_cell_loss_resumes(data, tmp_path, monkeypatch
             for x, y in zip(leaves(average), leaves(trained))
         ]
         assert max(gaps) > 1e-6  # the checkpoint is the average, not the last weights
-        model, _, state, avg = S.load_resume_state(tmp_path)
+        model, _, state, avg = sudoku_run.load_resume_state(tmp_path)
         assert state["iteration"] == 6 and avg is not None
         S.train(
             {"max_iters": 8}, tmp_path, resume=True, progress=False, log=lambda s: None
         )
         assert json.loads((tmp_path / "state.json").read_text())["iteration"] == 8
         # Without the trained weights' file, the run cannot be resumed.
-        (tmp_path / S.TRAIN_MODEL).unlink()
-        with pytest.raises(S.RunStateError, match="train_model.eqx"):
-            S.load_resume_state(tmp_path)
+        (tmp_path / sudoku_run.TRAIN_MODEL).unlink()
+        with pytest.raises(sudoku_run.RunStateError, match="train_model.eqx"):
+            sudoku_run.load_resume_state(tmp_path)
 
 
 def test_train_refuses_unknown_loss_and_ema(tmp_path):

@@ -35,23 +35,23 @@ from ._common import (
 
 
 def _defaults() -> dict:
-    from ..experiments.sudoku import DEFAULTS
+    from ..experiments.sudoku_run import DEFAULTS
 
     return DEFAULTS
 
 
 def _choices(name: str) -> tuple[str, ...]:
     """The allowed values of a recipe key (`LOSSES`, `ATTENTION` of
-    `hopkur.experiments.sudoku`)."""
-    from ..experiments import sudoku
+    `hopkur.experiments.sudoku_run`)."""
+    from ..experiments import sudoku_run
 
-    return getattr(sudoku, name)
+    return getattr(sudoku_run, name)
 
 
 @dataclasses.dataclass(frozen=True)
 class SudokuTrainSettings:
     """The settings of `hopkur sudoku train` (defaults: the shipped model's recipe,
-    `hopkur.experiments.sudoku.DEFAULTS`)."""
+    `hopkur.experiments.sudoku_run.DEFAULTS`)."""
 
     model: str = setting(
         _defaults()["model"],
@@ -266,10 +266,10 @@ def add_parser(subparsers) -> None:
 
 
 def _load(checkpoint):
-    from ..experiments import sudoku as S
+    from ..experiments import sudoku_run
 
     if checkpoint is None:
-        return S.load_shipped_model()
+        return sudoku_run.load_shipped_model()
     folder = Path(checkpoint)
     if (
         not (folder / "config.json").exists()
@@ -277,8 +277,8 @@ def _load(checkpoint):
     ):
         raise UsageError(f"--checkpoint {folder}: needs config.json and checkpoint.eqx")
     try:
-        return S.load_model(folder)
-    except S.RunStateError as e:
+        return sudoku_run.load_model(folder)
+    except sudoku_run.RunStateError as e:
         raise UsageError(f"--checkpoint {folder}: cannot load it: {e}") from None
     except (ValueError, TypeError, KeyError) as e:
         text = (str(e).strip().splitlines() or [type(e).__name__])[0]
@@ -288,30 +288,6 @@ def _load(checkpoint):
 def _positive(name: str, value: int, maximum: int = 100_000) -> None:
     if not 1 <= value <= maximum:
         raise UsageError(f"{name} must be an integer in [1, {maximum}]; got {value}")
-
-
-def _failure_lines(board, puzzle) -> list[str]:
-    """What is wrong with a board the network returned, one line per kind of fault."""
-    import numpy as np
-
-    from ..data.sudoku import violated_units
-
-    units = violated_units(board)
-    lines = []
-    for kind, plural in (("row", "rows"), ("column", "columns"), ("box", "boxes")):
-        found = [(i, d) for k, i, d in units if k == kind]
-        if found:
-            listed = ", ".join(f"{i} ({'/'.join(map(str, d))})" for i, d in found)
-            lines.append(f"  {plural} with a repeated digit: {listed}")
-    changed = np.flatnonzero((puzzle > 0) & (board != puzzle))
-    cells = ", ".join(
-        f"r{c // 9 + 1}c{c % 9 + 1} {puzzle[c]}->{board[c]}" for c in changed
-    )
-    lines.append(f"  givens changed: {cells or 'none'}")
-    blanks = int(np.sum(board == 0))
-    if blanks:
-        lines.append(f"  cells left blank: {blanks}")
-    return lines
 
 
 def run_solve(args: argparse.Namespace) -> int:
@@ -354,44 +330,25 @@ def run_solve(args: argparse.Namespace) -> int:
 
     import jax.random as jr
 
-    from ..experiments.sudoku_eval import run_starts
+    from ..experiments.sudoku_eval import describe_faults, solve_with_restarts
 
     model, config = _load(args.checkpoint)
     blocks = (
         args.blocks if args.blocks is not None else SOLVE_MULTIPLIER * config["blocks"]
     )
     _positive("--blocks", blocks)
-    key = jr.key(args.seed)
-    # Rounds of `votes` starts: energy voting within a round; stop at the first round
-    # whose voted board, or any of whose boards, is a valid Sudoku agreeing with the
-    # givens (a check of the constraints, not the exact solver's answer).
-    best = None  # (board, energy, start index) of the lowest-energy start so far
-    solved_by = None
-    done = 0
-    last_round = 0.0
-    while done < args.max_starts:
-        # No round that would end after the time limit (judged by the last round).
-        if done and time.perf_counter() - t0 + last_round > args.time_limit:
-            break
-        t_round = time.perf_counter()
-        votes = min(args.votes, args.max_starts - done)
-        runs = run_starts(
-            model, puzzle[None], key=key, starts=votes, first_start=done, blocks=blocks
-        )
-        boards, energies = runs["boards"][0], runs["final_energy"][0]
-        order = np.argsort(energies, kind="stable")
-        if best is None or energies[order[0]] < best[1]:
-            best = (boards[order[0]], float(energies[order[0]]), done + int(order[0]))
-        valid = np.asarray(is_valid_solution(boards, puzzle))[order]
-        done += votes
-        if valid.any():
-            j = int(order[np.argmax(valid)])
-            solved_by = (boards[j], float(energies[j]), done - votes + j)
-            break
-        last_round = time.perf_counter() - t_round
-    assert best is not None
-    board, energy, start = solved_by if solved_by is not None else best
-    solved = solved_by is not None
+    found = solve_with_restarts(
+        model,
+        puzzle,
+        key=jr.key(args.seed),
+        votes=args.votes,
+        max_starts=args.max_starts,
+        time_limit=max(0.0, args.time_limit - (time.perf_counter() - t0)),
+        blocks=blocks,
+    )
+    board, solved, start, done = (
+        found[k] for k in ("board", "solved", "start", "starts")
+    )
     assert solved == bool(is_valid_solution(board, puzzle))
     seconds = time.perf_counter() - t0
     blanks = int(np.sum(puzzle == 0))
@@ -411,7 +368,7 @@ def run_solve(args: argparse.Namespace) -> int:
         "votes": args.votes,
         "starts": done,
         "start": start,
-        "energy": energy,
+        "energy": found["energy"],
         "seconds": round(seconds, 2),
         "board": "".join(map(str, board)),
     }
@@ -430,22 +387,22 @@ def run_solve(args: argparse.Namespace) -> int:
             f"{result['violations']} Sudoku constraint(s) (digit(s) repeated in "
             "brackets):"
         )
-        print("\n".join(_failure_lines(board, puzzle)))
+        print("\n".join(describe_faults(board, puzzle)))
         print("That answer, NOT a solution (try --max-starts, --blocks or --exact):")
         print(format_grid(board))
     return 0 if solved else 1
 
 
 def _train_settings(args, out: RunFolder) -> SudokuTrainSettings:
-    from ..experiments import sudoku as S
+    from ..experiments import sudoku_run
 
     if not out.resume:
         return resolve(SudokuTrainSettings, args)
     where = f"--resume: {out.file('config.json')}: "
     saved = out.read_json("config.json")
     try:
-        saved = S.check_config(saved, str(out.path))
-    except S.RunStateError as e:
+        saved = sudoku_run.check_config(saved, str(out.path))
+    except sudoku_run.RunStateError as e:
         raise UsageError(f"--resume: {e}") from None
     names = {f.name for f in dataclasses.fields(SudokuTrainSettings)}
     saved = {k: v for k, v in saved.items() if k in names}
@@ -459,15 +416,15 @@ def run_train(args: argparse.Namespace) -> int:
     )
     settings = _train_settings(args, out)
     setup_jax(settings)
-    from ..experiments import sudoku as S
+    from ..experiments import sudoku as S, sudoku_run
 
     if out.resume:
         for name in ("checkpoint.eqx", "opt_state.eqx", "state.json"):
             if not out.file(name).exists():
                 raise UsageError(f"--resume: no {name} in {out.path}")
         try:
-            S.load_resume_state(out.path)
-        except S.RunStateError as e:
+            sudoku_run.load_resume_state(out.path)
+        except sudoku_run.RunStateError as e:
             raise UsageError(f"--resume: {e}") from None
 
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
@@ -480,7 +437,7 @@ def run_train(args: argparse.Namespace) -> int:
                 progress=not args.quiet,
                 log=log,
             )
-        except S.RunStateError as e:
+        except sudoku_run.RunStateError as e:
             raise UsageError(f"--resume: {e}") from None
         bad = out.write_json("metrics.json", metrics)
         if bad:

@@ -9,10 +9,13 @@ the starts of a 16-start run. [`hopkur.experiments.sudoku_eval.voting_curve`][] 
 votes among the first `K` starts for several `K` (nested: the information grows with
 `K`), by either energy, and reports every board accuracy with a Wilson 95% interval
 ([`hopkur.experiments.sudoku_eval.wilson_interval`][]).
+[`hopkur.experiments.sudoku_eval.solve_with_restarts`][] solves one puzzle in rounds of
+voted starts until a board is a valid Sudoku (`hopkur sudoku solve`).
 """
 
 import math
 import statistics
+import time
 
 import equinox as eqx
 import jax
@@ -21,7 +24,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import ArrayLike, Bool, Float, Int, Int8
 
-from ..data.sudoku import constraint_violations
+from ..data.sudoku import constraint_violations, is_valid_solution, violated_units
 
 
 # The energies voting can rank starts by (the keys of `run_starts`' result).
@@ -286,3 +289,105 @@ def voting_curve(
             row["cell_accuracy"] = float(np.mean(cells))
         rows.append(row)
     return rows
+
+
+def solve_with_restarts(
+    model,
+    puzzle: Int[ArrayLike, "81"],
+    *,
+    key,
+    votes: int,
+    max_starts: int,
+    time_limit: float,
+    blocks: int | None = None,
+) -> dict:
+    """Solves one puzzle with the network in rounds of `votes` random starts (the
+    starts of [`hopkur.experiments.sudoku_eval.run_starts`][], numbered on from round
+    to round), until a start's board is a valid Sudoku agreeing with the givens (a check
+    of the constraints, never the exact solver's answer), `max_starts` starts have run,
+    or the next round would end after `time_limit` seconds (judged by the last round).
+
+    **Arguments:**
+
+    - `model`: a Sudoku model, as for `run_starts`.
+    - `puzzle`: integer array `(81,)`, `0` for blanks.
+    - `key`: a `jax.random.key`. (Keyword only argument.)
+    - `votes`, `max_starts`, `time_limit`: starts per round, at most this many starts,
+        and seconds. (Keyword only arguments.)
+    - `blocks`: iterations (default: the model's). (Keyword only argument.)
+
+    **Returns:**
+
+    A dictionary: `"solved"` (whether `"board"` is a valid Sudoku), `"board"` (`int8`
+    `(81,)`: the first valid board, else the lowest-energy board of all starts),
+    `"energy"` (its final energy), `"start"` (its start index) and `"starts"` (how many
+    starts ran).
+    """
+    if votes < 1 or max_starts < 1:
+        raise ValueError(
+            f"`solve_with_restarts` needs votes >= 1 and max_starts >= 1; got {votes} "
+            f"and {max_starts}."
+        )
+    puzzle = np.asarray(puzzle).reshape(81)
+    t0 = time.perf_counter()
+    best = None  # (board, energy, start index) of the lowest-energy start so far
+    done, last_round = 0, 0.0
+    while done < max_starts:
+        if done and time.perf_counter() - t0 + last_round > time_limit:
+            break
+        t_round = time.perf_counter()
+        count = min(votes, max_starts - done)
+        runs = run_starts(
+            model, puzzle[None], key=key, starts=count, first_start=done, blocks=blocks
+        )
+        boards, energies = runs["boards"][0], runs["final_energy"][0]
+        order = np.argsort(energies, kind="stable")
+        if best is None or energies[order[0]] < best[1]:
+            best = (boards[order[0]], float(energies[order[0]]), done + int(order[0]))
+        valid = np.asarray(is_valid_solution(boards, puzzle))[order]
+        done += count
+        if valid.any():
+            j = int(order[np.argmax(valid)])
+            board, energy, start = boards[j], float(energies[j]), done - count + j
+            return {
+                "solved": True,
+                "board": board,
+                "energy": energy,
+                "start": start,
+                "starts": done,
+            }
+        last_round = time.perf_counter() - t_round
+    assert best is not None
+    board, energy, start = best
+    return {
+        "solved": False,
+        "board": board,
+        "energy": energy,
+        "start": start,
+        "starts": done,
+    }
+
+
+def describe_faults(
+    board: Int[ArrayLike, "81"], puzzle: Int[ArrayLike, "81"]
+) -> list[str]:
+    """What is wrong with a board the network returned for `puzzle`, one line per kind
+    of fault: rows, columns and boxes with a repeated digit (the digits in brackets),
+    changed givens, cells left blank."""
+    board, puzzle = np.asarray(board).reshape(81), np.asarray(puzzle).reshape(81)
+    units = violated_units(board)
+    lines = []
+    for kind, plural in (("row", "rows"), ("column", "columns"), ("box", "boxes")):
+        found = [(i, d) for k, i, d in units if k == kind]
+        if found:
+            listed = ", ".join(f"{i} ({'/'.join(map(str, d))})" for i, d in found)
+            lines.append(f"  {plural} with a repeated digit: {listed}")
+    changed = np.flatnonzero((puzzle > 0) & (board != puzzle))
+    cells = ", ".join(
+        f"r{c // 9 + 1}c{c % 9 + 1} {puzzle[c]}->{board[c]}" for c in changed
+    )
+    lines.append(f"  givens changed: {cells or 'none'}")
+    blanks = int(np.sum(board == 0))
+    if blanks:
+        lines.append(f"  cells left blank: {blanks}")
+    return lines

@@ -27,8 +27,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from hopkur.data.sudoku import hard_set
-from hopkur.experiments.sudoku import load_shipped_model
 from hopkur.experiments.sudoku_eval import run_starts, score_starts, wilson_interval
+from hopkur.experiments.sudoku_run import load_shipped_model
 
 
 FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures"

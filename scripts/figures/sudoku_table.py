@@ -24,7 +24,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from hopkur.data.sudoku import sudoku_dataset
-from hopkur.experiments.sudoku import evaluate, load_shipped_model
+from hopkur.experiments.sudoku import evaluate
+from hopkur.experiments.sudoku_run import load_shipped_model
 
 
 FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures"

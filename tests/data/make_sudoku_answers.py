@@ -1,6 +1,6 @@
 """Writes `sudoku_shipped_answers.json`: the shipped Sudoku checkpoint's answers.
 
-The file pins what `hopkur.experiments.sudoku.load_shipped_model()` and
+The file pins what `hopkur.experiments.sudoku_run.load_shipped_model()` and
 `hopkur.experiments.sudoku.predict` answer on a few generated boards, so that a change
 of the model code (e.g. moving the model between modules, or routing the Kuramoto layer
 through the core's AKOrN step) can be checked to give the same answers
@@ -30,7 +30,7 @@ import jax.random as jr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from hopkur.data.sudoku import sudoku_dataset  # noqa: E402
-from hopkur.experiments import sudoku as S  # noqa: E402
+from hopkur.experiments import sudoku as S, sudoku_run  # noqa: E402
 
 
 # (split, number of boards, predict settings): in-distribution boards at the training
@@ -43,7 +43,7 @@ CASES = [
 
 
 def answers() -> dict:
-    model, _ = S.load_shipped_model()
+    model, _ = sudoku_run.load_shipped_model()
     cases = []
     for split, n, settings in CASES:
         puzzles, _ = sudoku_dataset(split, n, seed=0, cache=False)
