@@ -19,10 +19,15 @@ and, per multiplier, `starts-m{m}.npz` (per puzzle and start: `final_energy`,
 
     python scripts/sudoku_hard_eval.py --votes 1,16 --multipliers 4       # small
     python scripts/sudoku_hard_eval.py --votes 1,16,64,256 --multipliers 1,4,8
+
+`--workers W` runs the starts in W processes (W shares of the starts, one per core;
+the results are those of one process, since the starts are nested).
 """
 
 import argparse
+import concurrent.futures
 import json
+import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -46,6 +51,64 @@ def _ints(text: str) -> list[int]:
     if not values or values[0] < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers; got {text!r}")
     return values
+
+
+def _load(checkpoint: str | None):
+    if checkpoint is None:
+        return sudoku_run.load_shipped_model()
+    return sudoku_run.load_model(checkpoint)
+
+
+def _run_share(checkpoint, puzzles, seed, first_start, starts, blocks, steps, batch):
+    # One worker's share of the starts (a separate process: loads the model itself).
+    model, _ = _load(checkpoint)
+    return run_starts(
+        model,
+        puzzles,
+        key=jr.key(seed),
+        starts=starts,
+        first_start=first_start,
+        blocks=blocks,
+        steps=steps,
+        batch=batch,
+    )
+
+
+def _run_starts_in(workers: int, args, model, puzzles, starts, blocks, steps):
+    """`run_starts` over `workers` processes, each a share of the starts, joined."""
+    if workers == 1:
+        return run_starts(
+            model,
+            puzzles,
+            key=jr.key(args.seed),
+            starts=starts,
+            blocks=blocks,
+            steps=steps,
+            batch=args.batch,
+            progress=not args.quiet,
+        )
+    bounds = np.linspace(0, starts, workers + 1).round().astype(int)
+    shares = [(a, b - a) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(
+        len(shares), mp_context=context
+    ) as pool:
+        futures = [
+            pool.submit(
+                _run_share,
+                args.checkpoint,
+                puzzles,
+                args.seed,
+                int(first),
+                int(count),
+                blocks,
+                steps,
+                args.batch,
+            )
+            for first, count in shares
+        ]
+        parts = [f.result() for f in futures]
+    return {name: np.concatenate([p[name] for p in parts], axis=1) for name in parts[0]}
 
 
 def markdown(rows: list[dict], split: str, n: int) -> str:
@@ -93,19 +156,21 @@ def main(argv: list[str] | None = None) -> int:
         "Kuramoto steps of each (for one-iteration models, as AKOrN's T_eval)",
     )
     parser.add_argument("--batch", type=int, default=50, help="puzzles per call")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the starts"
+    )
     parser.add_argument("--out", default="runs/sudoku-hard-eval")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"--n must be >= 1; got {args.n}")
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1; got {args.workers}")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0, c0 = time.perf_counter(), time.process_time()
-    if args.checkpoint is None:
-        model, config = sudoku_run.load_shipped_model()
-    else:
-        model, config = sudoku_run.load_model(args.checkpoint)
+    model, config = _load(args.checkpoint)
     puzzles, solutions = sudoku_dataset(args.split, args.n, seed=args.data_seed)
     blanks = np.maximum(1, np.sum(puzzles == 0, axis=1))
     starts = max(args.votes)
@@ -117,15 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             steps *= m
         t1 = time.perf_counter()
-        result = run_starts(
-            model,
-            puzzles,
-            key=jr.key(args.seed),
-            starts=starts,
-            blocks=blocks,
-            steps=steps,
-            batch=args.batch,
-            progress=not args.quiet,
+        result = _run_starts_in(
+            args.workers, args, model, puzzles, starts, blocks, steps
         )
         timings[str(m)] = time.perf_counter() - t1
         correct, violations, wrong = score_starts(result["boards"], puzzles, solutions)
@@ -170,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "votes": args.votes,
         "multipliers": args.multipliers,
         "extend": args.extend,
+        "workers": args.workers,
         "checkpoint": args.checkpoint or "shipped",
         "config": config,
         "rows": rows,

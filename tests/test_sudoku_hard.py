@@ -2,6 +2,7 @@
 (`hopkur.experiments.sudoku_eval`)."""
 
 import statistics
+from pathlib import Path
 
 import jax.numpy as jnp
 import jax.random as jr
@@ -224,3 +225,56 @@ def test_checked_scores_rank_by_violations_then_energy(seed):
     assert all(r["solved"] == r["any_correct"] for r in rows)
     with pytest.raises(ValueError, match="same shape"):
         checked_scores(violations[:, :3], energies)
+
+
+@pytest.mark.slow  # three Python processes compiling the model (about a minute)
+def test_hard_eval_script_workers_share_the_starts(tmp_path):
+    # Two worker processes, each a share of the starts, give one process's table.
+    import json
+    import subprocess
+    import sys
+
+    import equinox as eqx
+
+    from hopkur.experiments import sudoku_run
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    config = {**sudoku_run.DEFAULTS, "channels": 8, "blocks": 1, "steps": 1, "heads": 2}
+    (folder / "config.json").write_text(json.dumps(config))
+    eqx.tree_serialise_leaves(
+        str(folder / "checkpoint.eqx"), sudoku_run.build_model(config, key=jr.key(0))
+    )
+    script = Path(__file__).parents[1] / "scripts" / "sudoku_hard_eval.py"
+    tables = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        subprocess.run(
+            [
+                sys.executable,
+                str(script),
+                "--checkpoint",
+                str(folder),
+                "--split",
+                "test",
+                "--n",
+                "2",
+                "--votes",
+                "1,3",
+                "--multipliers",
+                "1",
+                "--batch",
+                "2",
+                "--quiet",
+                "--workers",
+                str(workers),
+                "--out",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        tables[workers] = np.load(out / "starts-m1.npz")
+    for name in ("final_energy", "summed_energy", "violations", "wrong_cells"):
+        assert tables[1][name].shape == (2, 3)
+        assert np.allclose(tables[1][name], tables[2][name], rtol=1e-5, atol=1e-5)
