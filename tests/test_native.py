@@ -78,7 +78,8 @@ def _inexact(tree):
 @pytest.mark.parametrize("kind", CLOSED_FORMS)
 @pytest.mark.parametrize("batch, d", [(1, 2), (3, 5), (17, 3), (40, 7)])
 def test_drive_equals_segment(kind, batch, d, getkey):
-    # batch 17 and 40: several tiles of 8 (float64), the last one partly filled;
+    # batch 17 and 40: several tiles (4 to 16 lanes, by dtype and CPU), the last one
+    # partly filled;
     # d = 7 runs the kernels' run-time dimension, 2, 3, 5 the compiled ones
     r = _Rng(getkey())
     n = 13
