@@ -255,22 +255,29 @@ struct Tiles {
     return first == last ? first : -1;
   }
   // (B, N, D) -> tiles, tile t
+  // (lane-inner loops: every write is sequential, each lane's sample read in order)
   void pack(const T* x, V* xt, int64_t t) const {
     T* out = reinterpret_cast<T*>(xt + t * n * d * NV);
-    for (int l = 0; l < L; ++l) {
-      int64_t b = sample(t, l);
-      const T* in = b < 0 ? nullptr : x + b * n * d;
-      for (int64_t k = 0; k < n * d; ++k) out[k * L + l] = in ? in[k] : T(0);
+    const T* in[L];
+    int lanes = 0;
+    for (int l = 0; l < L; ++l)
+      if (sample(t, l) >= 0) in[lanes++] = x + sample(t, l) * n * d;
+    for (int64_t k = 0; k < n * d; ++k) {
+      T* o = out + k * L;
+      for (int l = 0; l < lanes; ++l) o[l] = in[l][k];
+      for (int l = lanes; l < L; ++l) o[l] = T(0);
     }
   }
   // tiles -> (B, N, D), tile t
   void unpack(const V* xt, T* x, int64_t t) const {
     const T* in = reinterpret_cast<const T*>(xt + t * n * d * NV);
-    for (int l = 0; l < L; ++l) {
-      int64_t b = sample(t, l);
-      if (b < 0) continue;
-      T* out = x + b * n * d;
-      for (int64_t k = 0; k < n * d; ++k) out[k] = in[k * L + l];
+    T* out[L];
+    int lanes = 0;
+    for (int l = 0; l < L; ++l)
+      if (sample(t, l) >= 0) out[lanes++] = x + sample(t, l) * n * d;
+    for (int64_t k = 0; k < n * d; ++k) {
+      const T* i = in + k * L;
+      for (int l = 0; l < lanes; ++l) out[l][k] = i[l];
     }
   }
 };
