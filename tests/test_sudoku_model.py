@@ -139,9 +139,9 @@ def test_shipped_checkpoint():
 
 
 def test_shipped_checkpoint_answers():
-    # The shipped checkpoint answers as it did before its model code moved: the boards
-    # and energies in the fixture were computed with the earlier code (see
-    # tests/data/make_sudoku_answers.py for how, and to regenerate it).
+    # The shipped checkpoint answers as recorded in the fixture when it was shipped, so
+    # that a change of the model code shows (tests/data/make_sudoku_answers.py says
+    # how it was made, and regenerates it).
     model, _ = sudoku_run.load_shipped_model()
     for case in json.loads(ANSWERS.read_text())["cases"]:
         puzzles = np.array([list(map(int, p)) for p in case["puzzles"]], np.int8)
@@ -158,9 +158,10 @@ def test_shipped_checkpoint_accuracy():
     puzzles, solutions = sudoku_dataset("test", 100, seed=0)
     boards, _ = S.predict(model, puzzles, key=jr.key(0), blocks=4 * config["blocks"])
     assert np.all(boards[puzzles > 0] == puzzles[puzzles > 0])
-    # Recorded in docs/akorn.md (93 of these 100 boards, 94.6 % of 1000, at 4 T_train
-    # iterations); a regression check with some slack.
+    # Recorded in docs/akorn.md (98.2 % of 1000 boards at 4 T_train iterations; 99 of
+    # these 100 with the starts of scripts/sudoku_hard_eval.py); a regression check
+    # with some slack.
     cells = np.mean((boards == solutions)[puzzles == 0])
     assert cells > 0.95
     solved = np.asarray(is_valid_solution(boards, puzzles))
-    assert solved.shape == (100,) and np.mean(solved) >= 0.88
+    assert solved.shape == (100,) and np.mean(solved) >= 0.93

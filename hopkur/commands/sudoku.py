@@ -92,8 +92,8 @@ class SudokuTrainSettings:
     )
     loss: str = setting(
         _defaults()["loss"],
-        "cross-entropy on the blanks averaged over the iterations, or on all 81 "
-        "cells after the last iteration only (the published recipe)",
+        "cross-entropy on all 81 cells after the last iteration only (the published "
+        "recipe, the shipped model's), or on the blanks averaged over the iterations",
         choices=_choices("LOSSES"),
     )
     ema: float = setting(

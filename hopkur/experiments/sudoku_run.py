@@ -32,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
     # model
     "model": "akorn",  # "akorn" or "transformer"
     "coupling": "attention",  # AKOrN coupling: "relational" or "attention"
-    "channels": 48,
+    "channels": 64,
     "dim": 4,
     "steps": 2,
     "blocks": 8,
@@ -41,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "heads": 4,
     "attention": "peers",  # attention masked to the row/column/box peers, or "all"
     # training
-    "loss": "blanks-iterations",  # or "all-last" (see `LOSSES`)
+    "loss": "all-last",  # or "blanks-iterations" (see `LOSSES`)
     "ema": 0.0,  # decay of an exponential moving average of the weights (0: none)
     "lr": 2e-3,
     "weight_decay": 1e-4,
@@ -50,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "time_budget": 5400.0,
     "max_iters": 1_000_000,
     "warmup": 100,
-    "eval_every": 600.0,
+    "eval_every": 900.0,
     "eval_size": 200,
     "checkpoint_every": 120.0,
     "seed": 0,

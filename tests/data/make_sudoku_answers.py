@@ -6,13 +6,14 @@ of the model code (e.g. moving the model between modules, or routing the Kuramot
 through the core's AKOrN step) can be checked to give the same answers
 (`tests/test_sudoku_model.py::test_shipped_checkpoint_answers`).
 
-It was generated with the model code of commit 7175e6f (before the Sudoku models moved
-from `hopkur.nn` to `hopkur.experiments`), under the test suite's JAX configuration:
+Regenerated with the model code of its commit when the shipped checkpoint was replaced
+(2026-12-08: 64 channels, the all-cell loss), under the test suite's JAX configuration:
 
-    git archive 7175e6f | tar -x -C /tmp/before
-    PYTHONPATH=/tmp/before python tests/data/make_sudoku_answers.py
+    python tests/data/make_sudoku_answers.py
 
-Run it with the current code to regenerate (only when the answers are meant to change).
+(The first version was generated with the code before the Sudoku models moved from
+`hopkur.nn` to `hopkur.experiments`, commit 7175e6f.) Regenerate it only when the
+answers are meant to change.
 """
 
 import json
