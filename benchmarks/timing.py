@@ -5,7 +5,10 @@
 - Each compiled function runs once untimed (warm-up), then all the functions of one
   comparison are run in turn, `repeats` times (interleaved: baseline, hopkur, baseline,
   hopkur, ...), so that a change of machine load affects all of them alike. Each call
-  is timed around `jax.block_until_ready`.
+  is timed around `jax.block_until_ready`, after a pause of `SETTLE` seconds: a call
+  that used much memory keeps releasing it after it returns, and on a pinned core that
+  tail lands on the next call (measured: the research-size Kuramoto field took 57-104
+  ms right after the 649-MiB per-edge baseline, 4.5 ms after a 50-ms pause).
 - A *time* is the median over the repeats; a *speed-up* is the median over the repeats
   of the ratio of the two functions' times in the same round.
 - *Memory* is XLA's own account of the compiled program
@@ -54,11 +57,17 @@ def compile_call(name: str, fn: Callable, *args) -> Compiled:
     return Compiled(name, lambda: compiled(*args), compile_s, memory, output)
 
 
+# Seconds to wait before each timed call (see the module docstring).
+SETTLE = 0.1
+
+
 def run_interleaved(calls: Sequence[Compiled], repeats: int) -> dict[str, list[float]]:
-    """Runs every call `repeats` times, in turn; returns the times (s) per name."""
+    """Runs every call `repeats` times, in turn, each after a pause of `SETTLE` seconds;
+    returns the times (s) per name."""
     times = {c.name: [] for c in calls}
     for _ in range(repeats):
         for c in calls:
+            time.sleep(SETTLE)
             start = time.perf_counter()
             jax.block_until_ready(c.call())
             times[c.name].append(time.perf_counter() - start)
