@@ -7,7 +7,8 @@ neighbours: $O(E D)$ work, no scatter-add and no $N\times N$ array. XLA:CPU cann
 generate that loop well (the segment formulation scatters one edge at a time; the dense
 formulation does $O(N^2 D)$ work), so it is written in C++ (`csrc/edge_kernels.cc`):
 each node's sum runs over its own neighbour list, vectorised over the batch (tiles of
-8 samples in float32, 4 in float64: one SIMD vector), on XLA's intra-op threads.
+one SIMD vector of samples: 16 in float32 and 8 in float64 with AVX-512, 8 and 4
+otherwise), on XLA's intra-op threads.
 
 - `edge_drive_p(x, a, b, edges)`: the drive of a batch of states `x` `(B, N, D)`;
 - `edge_tangent_p(x, a, b, edges, dx, da, db)`: its tangent, linear in `(dx, da, db)`;
