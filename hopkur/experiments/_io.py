@@ -109,3 +109,19 @@ def atomic_save_eqx(path: str | os.PathLike, model) -> None:
     buffer = io.BytesIO()
     eqx.tree_serialise_leaves(buffer, model)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_eqx(path: str | os.PathLike, skeleton):
+    """The leaves saved at `path` (`eqx.tree_deserialise_leaves`) into `skeleton`; a
+    `RunStateError` naming the file if it is missing, corrupt or of another model."""
+    import equinox as eqx
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return eqx.tree_deserialise_leaves(f, skeleton)
+    except FileNotFoundError:
+        raise RunStateError(f"{path} is missing") from None
+    except (ValueError, RuntimeError, EOFError, KeyError, TypeError) as e:
+        text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise RunStateError(f"{path} is corrupt or of another model ({text})") from None

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import jax.random as jr
 
 from . import sudoku_model as _models  # private name: see sudoku_model's imports
-from ._io import InputFileError, read_json, RunStateError
+from ._io import InputFileError, load_eqx, read_json, RunStateError
 
 
 # The recipe of the shipped checkpoint (`hopkur/checkpoints/sudoku_akorn.json`), and
@@ -216,17 +216,6 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     return check_config(_read_json(folder / "config.json"), str(folder))
 
 
-def _deserialise(path: Path, skeleton):
-    try:
-        with open(path, "rb") as f:
-            return eqx.tree_deserialise_leaves(f, skeleton)
-    except FileNotFoundError:
-        raise RunStateError(f"{path} is missing") from None
-    except (ValueError, RuntimeError, EOFError, KeyError, TypeError) as e:
-        text = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise RunStateError(f"{path} is corrupt or of another model ({text})") from None
-
-
 def load_model(folder: str | Path, name: str = "checkpoint.eqx"):
     """Loads `(model, config)` from a folder with `config.json` and `checkpoint.eqx`
     (a `RunStateError` if one is missing, of the wrong type or corrupt)."""
@@ -237,7 +226,7 @@ def load_model(folder: str | Path, name: str = "checkpoint.eqx"):
     except FileNotFoundError:
         raise RunStateError(f"{folder / name} is missing") from None
     skeleton = build_model(config, key=jr.key(0), dtype=dtype)
-    return _deserialise(folder / name, skeleton), config
+    return load_eqx(folder / name, skeleton), config
 
 
 def load_shipped_model():
@@ -283,7 +272,7 @@ def load_resume_state(folder: str | Path, optim=None):
     else:
         model, _ = load_model(folder)
     opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))
-    opt_state = _deserialise(folder / "opt_state.eqx", opt_state)
+    opt_state = load_eqx(folder / "opt_state.eqx", opt_state)
     state = _read_json(folder / "state.json")
     if not (
         isinstance(state, dict)

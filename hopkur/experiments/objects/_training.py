@@ -44,6 +44,7 @@ from .._io import (
     atomic_save_eqx,
     atomic_write_json,
     InputFileError,
+    load_eqx,
     read_json,
     RunStateError,
 )
@@ -320,17 +321,6 @@ def _mean(value) -> float:
 # --------------------------------------------------------------------------------------
 
 
-def _deserialise(path: Path, skeleton):
-    try:
-        with open(path, "rb") as f:
-            return eqx.tree_deserialise_leaves(f, skeleton)
-    except FileNotFoundError:
-        raise RunStateError(f"{path} is missing") from None
-    except (ValueError, RuntimeError, EOFError, KeyError, TypeError) as e:
-        text = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise RunStateError(f"{path} is corrupt or of another model ({text})") from None
-
-
 def load_model(folder: str | os.PathLike) -> tuple[AbstractObjectNetwork, dict]:
     """`(model, config)` of a run folder with `config.json` and `model.eqx` (a
     `RunStateError` if it is not an objects run, or a file is missing, of the wrong
@@ -345,7 +335,7 @@ def load_model(folder: str | os.PathLike) -> tuple[AbstractObjectNetwork, dict]:
         skeleton = build_model(cfg, key=jr.key(0), dtype=jnp.float32)
     except ValueError as e:
         raise RunStateError(f"{folder}: {e}") from None
-    return _deserialise(folder / "model.eqx", skeleton), cfg
+    return load_eqx(folder / "model.eqx", skeleton), cfg
 
 
 def load_shipped_model() -> tuple[AbstractObjectNetwork, dict]:
